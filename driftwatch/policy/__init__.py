@@ -20,8 +20,16 @@ from driftwatch.policy.model import (
     Provenance,
     Requirement,
 )
-from driftwatch.policy.parse import API_VERSION, KIND, LAST_APPLIED, PolicyError, live_origin, parse_policy
+from driftwatch.policy.parse import (
+    API_VERSION,
+    KIND,
+    LAST_APPLIED,
+    PolicyError,
+    live_origin,
+    parse_policy,
+)
 from driftwatch.policy.render import to_manifest, to_yaml
+from driftwatch.policy.selector import parse_selector_string
 
 __all__ = [
     "API_VERSION",
@@ -45,6 +53,7 @@ __all__ = [
     "Requirement",
     "live_origin",
     "parse_policy",
+    "parse_selector_string",
     "to_manifest",
     "to_yaml",
 ]

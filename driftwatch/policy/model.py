@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
-    "INGRESS",
-    "EGRESS",
     "DEFAULT_CLUSTER",
+    "EGRESS",
+    "INGRESS",
     "IPBlock",
     "LabelSelector",
     "LiveOrigin",

@@ -34,6 +34,7 @@ __all__ = [
     "LAST_APPLIED",
     "PolicyError",
     "live_origin",
+    "parse_label_selector",
     "parse_policy",
 ]
 
@@ -51,7 +52,9 @@ _IPBLOCK_FIELDS = frozenset({"cidr", "except"})
 _TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -134,9 +137,9 @@ def parse_policy(obj: Any, *, default_namespace: str = "default") -> NetworkPoli
     if not isinstance(namespace, str):
         ctx.fail("metadata.namespace", f"must be a string, got {_kind(namespace)}")
     ctx.obj = f"NetworkPolicy {namespace}/{name}"
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
         ctx.fail("metadata.name", f"{name!r} is not a valid DNS subdomain name")
-    if len(namespace) > 63 or not _DNS1123_LABEL.match(namespace):
+    if len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace):
         ctx.fail("metadata.namespace", f"{namespace!r} is not a valid namespace name")
     api_version = obj.get("apiVersion", API_VERSION)
     if api_version != API_VERSION:
@@ -167,6 +170,8 @@ def _string_map(
     if not isinstance(value, Mapping):
         ctx.fail(path, f"must be an object, got {_kind(value)}")
     for k, v in value.items():
+        if not isinstance(k, str):
+            ctx.fail(path, f"key {k!r} must be a string (quote it in YAML)")
         if not isinstance(v, str):
             ctx.fail(f"{path}.{k}", f"must be a string, got {_kind(v)} (quote it in YAML)")
         if check_labels:
@@ -178,15 +183,15 @@ def _string_map(
 def _check_label_key(ctx: _Ctx, key: Any, path: str) -> None:
     if not isinstance(key, str):
         ctx.fail(path, f"label key {key!r} must be a string")
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
         ctx.fail(path, f"label key {key!r} has an invalid prefix")
-    if len(name) > 63 or not _LABEL_NAME.match(name):
+    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
         ctx.fail(path, f"label key {key!r} is not a valid label name")
 
 
 def _check_label_value(ctx: _Ctx, value: str, path: str) -> None:
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
+    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
         ctx.fail(path, f"{value!r} is not a valid label value")
 
 
@@ -209,7 +214,9 @@ def _spec(ctx: _Ctx, value: Any) -> PolicySpec:
         elif t == EGRESS:
             types.add(EGRESS)
         else:
-            ctx.fail(f"spec.policyTypes[{i}]", f"unsupported value {t!r}: use 'Ingress' or 'Egress'")
+            ctx.fail(
+                f"spec.policyTypes[{i}]", f"unsupported value {t!r}: use 'Ingress' or 'Egress'"
+            )
     if len(raw_types) > 2:
         ctx.fail("spec.policyTypes", "may not specify more than two policyTypes")
     if not raw_types:
@@ -285,6 +292,11 @@ def _peer(ctx: _Ctx, value: Any, path: str) -> Peer:
 def _network(ctx: _Ctx, value: Any, path: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     if not isinstance(value, str) or not value:
         ctx.fail(path, f"must be a CIDR string, got {_kind(value)}")
+    # Like Go's net.ParseCIDR: an address and a decimal prefix length. Python alone would
+    # also take a bare address (as /32 or /128) and a netmask after the slash.
+    _, slash, bits = value.partition("/")
+    if not slash or not (bits.isascii() and bits.isdigit()):
+        ctx.fail(path, f"{value!r} is not a valid CIDR (write address/prefix-length)")
     try:
         return ipaddress.ip_network(value, strict=False)
     except ValueError:
@@ -312,7 +324,7 @@ def _ip_block(ctx: _Ctx, value: Any, path: str) -> IPBlock:
 
 def _port_number(ctx: _Ctx, value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        ctx.fail(path, f"must be a number, got {_kind(value)}")
+        ctx.fail(path, f"must be an integer, got {_kind(value)}")
     if not 1 <= value <= 65535:
         ctx.fail(path, f"{value} is outside 1-65535")
     return value
@@ -323,7 +335,7 @@ def _port(ctx: _Ctx, value: Any, path: str) -> PolicyPort:
     protocol = port.get("protocol")
     if protocol is None:
         protocol = "TCP"
-    if protocol not in PROTOCOLS:
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
         ctx.fail(f"{path}.protocol", f"unsupported protocol {protocol!r}: use TCP, UDP or SCTP")
     raw = port.get("port")
     number: int | str | None
@@ -332,7 +344,7 @@ def _port(ctx: _Ctx, value: Any, path: str) -> PolicyPort:
     elif isinstance(raw, str):
         if (
             len(raw) > 15
-            or not _PORT_NAME.match(raw)
+            or not _PORT_NAME.fullmatch(raw)
             or "--" in raw
             or not any(c.isalpha() for c in raw)
         ):
@@ -371,4 +383,11 @@ def live_origin(meta: Mapping[str, Any]) -> LiveOrigin | None:
         value = best.get(key) if best is not None else None
         return None if value is None else str(value)
 
-    return LiveOrigin(text("manager"), text("operation"), text("time"), None if rv is None else str(rv))
+    return LiveOrigin(
+        text("manager"), text("operation"), text("time"), None if rv is None else str(rv)
+    )
+
+
+def parse_label_selector(obj: Any, path: str = "selector") -> LabelSelector:
+    """Validate and normalise a structured label selector (``matchLabels``/``matchExpressions``)."""
+    return _selector(_Ctx(""), obj, path)

@@ -28,7 +28,11 @@ def _selector(sel: LabelSelector) -> dict[str, Any]:
         out["matchLabels"] = dict(sel.match_labels)
     if sel.match_expressions:
         out["matchExpressions"] = [
-            {"key": r.key, "operator": r.operator, **({"values": list(r.values)} if r.values else {})}
+            {
+                "key": r.key,
+                "operator": r.operator,
+                **({"values": list(r.values)} if r.values else {}),
+            }
             for r in sel.match_expressions
         ]
     return out
@@ -82,11 +86,27 @@ def to_manifest(policy: NetworkPolicy) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
 
 
+class _Dumper(yaml.SafeDumper):
+    """``SafeDumper`` whose output loads back to the same strings."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # PyYAML counts NEL (U+0085) as a line break and, with allow_unicode, writes it raw into
+    # plain, quoted or block scalars, where loading folds it into a space. Double quotes
+    # escape it (as "\N").
+    if "\x85" in data:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def to_yaml(policy: NetworkPolicy) -> str:
     """Canonical YAML of the policy (stable field order, no server fields)."""
     return yaml.dump(
         to_manifest(policy),
-        Dumper=yaml.SafeDumper,
+        Dumper=_Dumper,
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,

@@ -1,0 +1,137 @@
+"""Generate a large desired state (YAML files) and a drifted live snapshot (kubectl output).
+
+Used by the benchmarks; deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["generate"]
+
+
+def _policy(rng: random.Random, ns: str, i: int, rules: int = 2, peers: int = 2) -> dict[str, Any]:
+    app = f"app-{i}"
+    ingress = []
+    for r in range(rules):
+        ingress.append(
+            {
+                "from": [
+                    {"podSelector": {"matchLabels": {"app": f"client-{rng.randrange(50)}"}}}
+                    if p % 2 == 0
+                    else {
+                        "namespaceSelector": {
+                            "matchLabels": {
+                                "kubernetes.io/metadata.name": f"ns-{rng.randrange(20)}"
+                            }
+                        },
+                        "podSelector": {"matchLabels": {"role": f"r{r}{p}"}},
+                    }
+                    for p in range(peers)
+                ],
+                "ports": [{"port": 8000 + rng.randrange(1000)}, {"protocol": "UDP", "port": 53}],
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"{app}-policy", "namespace": ns, "labels": {"team": f"t{i % 7}"}},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": app}},
+            "ingress": ingress,
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}],
+        },
+    }
+
+
+def _as_served(obj: dict[str, Any], rv: int) -> dict[str, Any]:
+    """The object as the API server returns it: defaults and server metadata added."""
+    out = copy.deepcopy(obj)
+    spec = out["spec"]
+    spec.setdefault("policyTypes", ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction, []):
+            for port in rule.get("ports", []):
+                port.setdefault("protocol", "TCP")
+    meta = out["metadata"]
+    meta.update(
+        {
+            "uid": f"00000000-0000-0000-0000-{rv:012d}",
+            "resourceVersion": str(rv),
+            "generation": 1,
+            "creationTimestamp": "2026-11-01T00:00:00Z",
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": json.dumps(obj) + "\n"
+            },
+            "managedFields": [
+                {
+                    "apiVersion": "networking.k8s.io/v1",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {}},
+                    "manager": "kubectl-client-side-apply",
+                    "operation": "Update",
+                    "time": "2026-11-01T00:00:00Z",
+                }
+            ],
+        }
+    )
+    return out
+
+
+def generate(
+    root: Path,
+    *,
+    policies: int = 10_000,
+    drifts: int = 300,
+    namespaces: int = 100,
+    seed: int = 1,
+    live_format: str = "json",
+) -> tuple[Path, Path]:
+    """Write ``root/desired/<ns>.yaml`` and ``root/live.<fmt>``; returns both paths."""
+    rng = random.Random(seed)
+    desired_dir = root / "desired"
+    desired_dir.mkdir(parents=True, exist_ok=True)
+    by_ns: dict[str, list[dict[str, Any]]] = {}
+    for i in range(policies):
+        ns = f"ns-{i % namespaces}"
+        by_ns.setdefault(ns, []).append(_policy(rng, ns, i))
+    live: list[dict[str, Any]] = []
+    all_desired = [p for items in by_ns.values() for p in items]
+    drifted = set(rng.sample(range(len(all_desired)), drifts))
+    for idx, obj in enumerate(all_desired):
+        served = _as_served(obj, 1000 + idx)
+        if idx in drifted:
+            kind = idx % 3
+            if kind == 0:  # modified: a port changed by kubectl edit
+                served["spec"]["ingress"][0]["ports"][0]["port"] = 9999
+                served["metadata"]["managedFields"].append(
+                    {
+                        "manager": "kubectl-edit",
+                        "operation": "Update",
+                        "time": "2026-11-27T03:00:00Z",
+                    }
+                )
+            elif kind == 1:  # missing
+                continue
+            else:  # modified labels only
+                served["metadata"]["labels"]["owner"] = "someone"
+        live.append(served)
+    for j in range(drifts // 3):  # unmanaged
+        live.append(_as_served(_policy(rng, "rogue", 100_000 + j), 900_000 + j))
+    for ns, items in by_ns.items():
+        with (desired_dir / f"{ns}.yaml").open("w") as fh:
+            yaml.safe_dump_all(items, fh, sort_keys=False)
+    doc = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": live}
+    live_path = root / f"live.{live_format}"
+    with live_path.open("w") as fh:
+        if live_format == "json":
+            json.dump(doc, fh, indent=4)
+        else:
+            yaml.safe_dump(doc, fh, sort_keys=True)
+    return desired_dir, live_path

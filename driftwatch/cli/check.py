@@ -1,0 +1,105 @@
+"""``driftwatch check``: one comparison of desired and live state, for CI and for humans.
+
+Exit status: 0 when no drift reaches ``--fail-on``, 1 when one does, 2 on any error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from driftwatch.cli.output import render_json, render_text
+from driftwatch.desired import DesiredState, DesiredStateError, load_git, load_path
+from driftwatch.drift import compare_all
+from driftwatch.live import LiveSnapshotError, load_snapshot
+from driftwatch.rules import RuleEngine, Severity
+from driftwatch.settings import Settings, SettingsError, load_settings
+
+__all__ = ["add_parser", "run"]
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+_FAIL_ON = [str(s) for s in Severity] + ["never"]
+
+
+def add_parser(commands: Any) -> None:
+    p = commands.add_parser(
+        "check",
+        help="compare desired state (Git) with live state once",
+        description="Compare the NetworkPolicies in Git with the live ones once. "
+        "Exit status: 0 no drift at or above --fail-on, 1 drift, 2 error.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--desired", metavar="PATH", type=Path, help="manifest file or directory")
+    src.add_argument("--desired-git", metavar="REPO", help="Git repository (URL or local path)")
+    p.add_argument("--ref", help="Git ref to read (default: the remote's HEAD)")
+    p.add_argument("--path", dest="subpath", metavar="SUBDIR", help="sub-path inside the repo")
+    p.add_argument(
+        "--live",
+        metavar="PATH",
+        type=Path,
+        required=True,
+        help="output of `kubectl get networkpolicies -A -o yaml|json`, or a directory of them",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--fail-on",
+        choices=_FAIL_ON,
+        default="low",
+        metavar="SEVERITY",
+        help=f"lowest severity that makes the exit status 1 ({', '.join(_FAIL_ON)}; default: low)",
+    )
+    p.add_argument("--default-namespace", metavar="NS", help="namespace for manifests without one")
+    p.add_argument("--cluster", default="default", metavar="NAME", help="cluster name in output")
+    p.add_argument("--config", type=Path, metavar="FILE", help="configuration file (rules, ignore)")
+    p.add_argument("--cache-dir", type=Path, help=argparse.SUPPRESS)
+    p.set_defaults(handler=run)
+
+
+def _fail(message: str) -> int:
+    print(f"driftwatch check: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _desired(args: argparse.Namespace, namespace: str) -> DesiredState:
+    if args.desired is not None:
+        if args.ref or args.subpath:
+            raise DesiredStateError("--ref and --path go with --desired-git")
+        return load_path(args.desired, default_namespace=namespace)
+    return load_git(
+        args.desired_git,
+        ref=args.ref,
+        subpath=args.subpath,
+        cache_dir=args.cache_dir,
+        default_namespace=namespace,
+    )
+
+
+def _colour(stream: Any) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config) if args.config is not None else Settings()
+        namespace = args.default_namespace or settings.default_namespace
+        desired = _desired(args, namespace)
+        live = load_snapshot(args.live, default_namespace=namespace)
+    except (SettingsError, DesiredStateError, LiveSnapshotError) as e:
+        return _fail(str(e).replace("\n", "; "))
+    engine = RuleEngine(settings.rules.to_options())
+    report = compare_all(
+        desired.policies, live, engine, cluster=args.cluster, ignore=settings.ignore.to_rules()
+    )
+    if args.format == "json":
+        sys.stdout.write(render_json(report))
+    else:
+        sys.stdout.write(render_text(report, colour=_colour(sys.stdout)))
+    sys.stdout.flush()
+    if args.fail_on == "never" or report.max_severity is None:
+        return EXIT_OK
+    return EXIT_DRIFT if report.max_severity >= Severity.parse(args.fail_on) else EXIT_OK

@@ -1,0 +1,120 @@
+"""How ``check`` writes a report: text for humans (colour on a terminal), JSON for machines.
+
+The JSON shape is a documented interface (README, "check --format json").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from driftwatch.drift import Drift, Report
+from driftwatch.policy import LiveOrigin, Provenance
+from driftwatch.rules import Severity, Status
+
+__all__ = ["SCHEMA_STATUSES", "render_json", "render_text", "report_json"]
+
+SCHEMA_STATUSES = (Status.IN_SYNC, Status.MODIFIED, Status.MISSING, Status.UNMANAGED)
+
+_COLOURS = {
+    Severity.CRITICAL: "\033[1;97;41m",
+    Severity.HIGH: "\033[1;31m",
+    Severity.MEDIUM: "\033[33m",
+    Severity.LOW: "\033[36m",
+    Severity.INFO: "\033[2m",
+}
+_RESET = "\033[0m"
+
+
+def source_json(source: Provenance | None) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    return {"path": source.path, "line": source.line, "commit": source.commit}
+
+
+def origin_json(origin: LiveOrigin | None) -> dict[str, Any] | None:
+    if origin is None or origin.manager is None:
+        return None
+    return {"manager": origin.manager, "operation": origin.operation, "time": origin.time}
+
+
+def drift_json(drift: Drift) -> dict[str, Any]:
+    return {
+        "cluster": drift.key.cluster,
+        "namespace": drift.key.namespace,
+        "name": drift.key.name,
+        "status": str(drift.status),
+        "severity": None if drift.severity is None else str(drift.severity),
+        "findings": [f.to_json() for f in drift.findings],
+        "diff": drift.diff,
+        "desired_source": source_json(drift.source),
+        "live_change": origin_json(drift.live.origin if drift.live is not None else None),
+    }
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    summary: dict[str, Any] = {str(s): report.counts.get(s, 0) for s in SCHEMA_STATUSES}
+    summary["max_severity"] = None if report.max_severity is None else str(report.max_severity)
+    return {"summary": summary, "drifts": [drift_json(d) for d in report.drifts]}
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report_json(report), indent=2, ensure_ascii=False) + "\n"
+
+
+class _Paint:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if self.enabled else text
+
+    def severity(self, severity: Severity | None) -> str:
+        if severity is None:
+            return "-"
+        return self(str(severity).upper(), _COLOURS[severity])
+
+    def diff_line(self, line: str) -> str:
+        if line.startswith(("+++", "---")):
+            return self(line, "\033[1m")
+        if line.startswith("+"):
+            return self(line, "\033[32m")
+        if line.startswith("-"):
+            return self(line, "\033[31m")
+        if line.startswith("@@"):
+            return self(line, "\033[36m")
+        return line
+
+
+def summary_line(report: Report) -> str:
+    n = len(report.drifts)
+    parts = [
+        f"{report.counts.get(s, 0)} {s}" for s in SCHEMA_STATUSES[1:] if report.counts.get(s, 0)
+    ]
+    detail = f" ({', '.join(parts)})" if parts else ""
+    worst = f"; highest severity {report.max_severity}" if report.max_severity is not None else ""
+    ignored = f", {report.ignored} ignored" if report.ignored else ""
+    noun = "drift" if n == 1 else "drifts"
+    return f"{n} {noun}{detail}, {report.counts.get(Status.IN_SYNC, 0)} in sync{ignored}{worst}"
+
+
+def render_text(report: Report, *, colour: bool = False) -> str:
+    paint = _Paint(colour)
+    out = [summary_line(report)]
+    for drift in report.drifts:
+        k = drift.key
+        out.append("")
+        out.append(
+            f"{paint.severity(drift.severity)}  {drift.status}  {k.namespace}/{k.name}"
+            + (f"  (cluster {k.cluster})" if k.cluster != "default" else "")
+        )
+        if drift.source is not None:
+            s = drift.source
+            out.append(f"  desired: {s.path}:{s.line}" + (f"@{s.commit[:12]}" if s.commit else ""))
+        if drift.live is not None and drift.live.origin is not None and drift.live.origin.manager:
+            out.append(f"  live:    {drift.live.origin.describe()}")
+        for f in drift.findings:
+            out.append(f"  - [{f.severity}] {f.rule}: {f.message}")
+        if drift.diff:
+            out.extend("    " + paint.diff_line(line) for line in drift.diff.splitlines())
+    return "\n".join(out) + "\n"

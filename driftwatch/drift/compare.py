@@ -1,0 +1,76 @@
+"""Compare desired and live, one key at a time."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Mapping
+
+from driftwatch.drift.ignore import IgnoreRules
+from driftwatch.drift.model import Drift, Report
+from driftwatch.policy import NetworkPolicy, PolicyKey, to_yaml
+from driftwatch.rules import RuleContext, RuleEngine, Status, max_severity
+
+__all__ = ["compare", "compare_all", "status_of", "unified_diff"]
+
+Index = Mapping[tuple[str, str], NetworkPolicy]
+
+
+def status_of(desired: NetworkPolicy | None, live: NetworkPolicy | None) -> Status:
+    if desired is None and live is None:
+        raise ValueError("nothing to compare: both sides are absent")
+    if live is None:
+        return Status.MISSING
+    if desired is None:
+        return Status.UNMANAGED
+    return Status.IN_SYNC if desired == live else Status.MODIFIED
+
+
+def unified_diff(desired: NetworkPolicy | None, live: NetworkPolicy | None) -> str:
+    """Unified diff of the canonical YAML, desired first; an absent side is empty."""
+    a = to_yaml(desired).splitlines(keepends=True) if desired is not None else []
+    b = to_yaml(live).splitlines(keepends=True) if live is not None else []
+    return "".join(difflib.unified_diff(a, b, "desired", "live", n=3))
+
+
+def compare(
+    key: PolicyKey,
+    desired: NetworkPolicy | None,
+    live: NetworkPolicy | None,
+    engine: RuleEngine,
+) -> Drift:
+    """The drift of one key (status ``in_sync`` included, with no findings)."""
+    status = status_of(desired, live)
+    if status is Status.IN_SYNC:
+        return Drift(key, status, desired, live, "", (), None)
+    findings = engine.evaluate(RuleContext(key, status, desired, live))
+    return Drift(
+        key, status, desired, live, unified_diff(desired, live), findings, max_severity(findings)
+    )
+
+
+def compare_all(
+    desired: Index,
+    live: Index,
+    engine: RuleEngine,
+    *,
+    cluster: str = "default",
+    ignore: IgnoreRules | None = None,
+) -> Report:
+    """Compare every key on either side; drifts sorted most severe first."""
+    ignore = ignore or IgnoreRules()
+    counts: Counter[Status] = Counter(dict.fromkeys(Status, 0))
+    drifts: list[Drift] = []
+    ignored = 0
+    for ns, name in desired.keys() | live.keys():
+        want, have = desired.get((ns, name)), live.get((ns, name))
+        key = PolicyKey(cluster, ns, name)
+        if ignore.ignores(key, want, have):
+            ignored += 1
+            continue
+        drift = compare(key, want, have, engine)
+        counts[drift.status] += 1
+        if drift.status is not Status.IN_SYNC:
+            drifts.append(drift)
+    drifts.sort(key=Drift.sort_key)
+    return Report(drifts, counts, ignored)
