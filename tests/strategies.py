@@ -11,6 +11,9 @@ defaults filled in and empty fields dropped. It is written independently of
 ``driftwatch.policy`` (it must not share its bugs) and never changes what the policy means.
 
 ``shuffle_keys()`` rebuilds a document with every mapping's keys in a random order.
+
+Strategy factories are cached (``functools.cache``) and leaves are single text draws repaired
+by a ``map``: generation cost is per draw, and policies are nested several levels deep.
 """
 
 from __future__ import annotations
@@ -477,7 +480,7 @@ def as_served(
     Adds uid, resourceVersion, generation, creationTimestamp, managedFields (client-side
     apply, then an edit), selfLink and the last-applied annotation; fills in the namespace,
     ``podSelector: {}``, ``policyTypes`` and ``protocol: TCP``; drops empty fields the way Go's
-    ``omitempty`` does; adds ``status: {}``. Keys come out in the API server's (Go struct) order.
+    ``omitempty`` does; adds ``status: {}``. Keys come out sorted, like ``kubectl -o yaml``.
     """
     src = copy.deepcopy(obj)
     src_meta = src.get("metadata") or {}
@@ -532,13 +535,23 @@ def as_served(
         spec["ingress"] = ingress
     spec["podSelector"] = _served_selector(src_spec.get("podSelector"))
     spec["policyTypes"] = policy_types
-    return {
+    served = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": metadata,
         "spec": spec,
         "status": {},
     }
+    result: dict[str, Any] = _sort_keys(served)
+    return result
+
+
+def _sort_keys(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _sort_keys(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [_sort_keys(v) for v in obj]
+    return obj
 
 
 def shuffle_keys(obj: Any, rnd: random.Random) -> Any:

@@ -425,6 +425,34 @@ def test_to_yaml_has_a_fixed_field_order() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "next\x85line",  # NEL: PyYAML's pure-Python emitter used to turn it into a space
+        "\x85",
+        "a\u2028b",
+        "line1\nline2\n",
+        " leading",
+        "trailing ",
+        "yes",
+        "null",
+        "0x1f",
+        "café",
+        '{"json": [1, 2]}',
+        "#comment",
+        "- item",
+        "a: b",
+        "",
+    ],
+    ids=repr,
+)
+def test_to_yaml_keeps_every_annotation_value(value: str) -> None:
+    policy = parse_policy(git({}, annotations={"note": value}))
+    loaded = yaml.safe_load(to_yaml(policy))
+    assert loaded["metadata"]["annotations"]["note"] == value
+    assert parse_policy(loaded) == policy
+
+
 def test_the_live_object_is_not_modified_by_parsing() -> None:
     doc = live_doc()
     before = copy.deepcopy(doc)

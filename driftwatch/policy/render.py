@@ -21,6 +21,8 @@ from driftwatch.policy.parse import API_VERSION, KIND
 
 __all__ = ["to_manifest", "to_yaml"]
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter when built with it
+
 
 def _selector(sel: LabelSelector) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -86,7 +88,7 @@ def to_manifest(policy: NetworkPolicy) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(_DUMPER):  # type: ignore[misc,valid-type]  # CSafeDumper is untyped
     """``SafeDumper`` whose output loads back to the same strings."""
 
 
