@@ -130,7 +130,9 @@ def test_policy_without_a_name_names_file_and_line(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n")
     with pytest.raises(DesiredStateError) as caught:
         load_path(tmp_path)
-    assert str(caught.value) == "a.yaml:2: NetworkPolicy: metadata.name: is required"
+    assert (
+        str(caught.value) == "a.yaml:2: NetworkPolicy default/<unnamed>: metadata.name: is required"
+    )
 
 
 def test_duplicate_policy_across_files_names_both_places(tmp_path: Path) -> None:

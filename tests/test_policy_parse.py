@@ -1283,14 +1283,14 @@ def test_missing_name_is_rejected(name: Any) -> None:
     del obj["metadata"]["name"]
     if name is not ABSENT:
         obj["metadata"]["name"] = name
-    err = assert_rejected(obj, "metadata.name", "is required", who="NetworkPolicy")
-    assert str(err) == "NetworkPolicy: metadata.name: is required"
+    err = assert_rejected(obj, "metadata.name", "is required", who="NetworkPolicy shop/<unnamed>")
+    assert str(err) == "NetworkPolicy shop/<unnamed>: metadata.name: is required"
 
 
 def test_missing_metadata_is_rejected() -> None:
     obj = git({})
     del obj["metadata"]
-    assert_rejected(obj, "metadata.name", "is required", who="NetworkPolicy")
+    assert_rejected(obj, "metadata.name", "is required", who="NetworkPolicy default/<unnamed>")
 
 
 @pytest.mark.parametrize("name", ["Web", "web_1", "web.", "-web", "web\n", "a" * 254], ids=repr)
@@ -1566,3 +1566,23 @@ def test_label_selector_str() -> None:
     )
     assert str(selector) == "app=shop,tier=web,env in (prod,staging),team notin (x),canary,!legacy"
     assert not selector.is_empty
+
+
+def test_typo_in_metadata_is_rejected_like_strict_field_validation() -> None:
+    obj = git({})
+    obj["metadata"]["lables"] = {"app": "web"}
+    assert_rejected(obj, "metadata.lables", "unknown field")
+
+
+def test_every_object_meta_field_the_server_writes_is_accepted() -> None:
+    obj = live(served_spec())
+    obj["metadata"].update(
+        {
+            "generateName": "web-",
+            "finalizers": ["example.com/keep"],
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"}],
+            "deletionTimestamp": "2026-11-27T00:00:00Z",
+            "deletionGracePeriodSeconds": 0,
+        }
+    )
+    assert_same(git({}), obj)
