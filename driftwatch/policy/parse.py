@@ -110,13 +110,11 @@ class _Ctx:
             return {}
         if not _is_mapping(value):
             self.fail(path, f"must be an object, got {_kind(value)}")
-        if value.keys() <= allowed:
-            return value
-        for key in value:
-            if key not in allowed:
-                sep = "." if path else ""
-                self.fail(f"{path}{sep}{key}", "unknown field")
-        return value  # pragma: no cover - a key outside ``allowed`` always fails above
+        mapping: Mapping[str, Any] = value
+        if mapping.keys() <= allowed:
+            return mapping
+        unknown = next(key for key in mapping if key not in allowed)
+        self.fail(f"{path}.{unknown}" if path else str(unknown), "unknown field")
 
     def sequence(self, value: Any, path: str) -> list[Any]:
         """A list (``None`` = empty)."""

@@ -6,6 +6,8 @@ field order, so that two renderings differ exactly where the policies do.
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 import yaml
@@ -20,8 +22,6 @@ from driftwatch.policy.model import (
 from driftwatch.policy.parse import API_VERSION, KIND
 
 __all__ = ["to_manifest", "to_yaml"]
-
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter when built with it
 
 
 def _selector(sel: LabelSelector) -> dict[str, Any]:
@@ -88,29 +88,78 @@ def to_manifest(policy: NetworkPolicy) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
 
 
-class _Dumper(_DUMPER):  # type: ignore[misc,valid-type]  # CSafeDumper is untyped
-    """``SafeDumper`` whose output loads back to the same strings."""
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    # PyYAML counts NEL (U+0085) as a line break and, with allow_unicode, writes it raw into
-    # plain, quoted or block scalars, where loading folds it into a space. Double quotes
-    # escape it (as "\N").
-    if "\x85" in data:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
-    return dumper.represent_str(data)
+@functools.lru_cache(maxsize=16384)
+def _scalar(value: str) -> str:
+    """``value`` as a YAML scalar that loads back as the same string (YAML 1.1 rules)."""
+    if (
+        _PLAIN.fullmatch(value)
+        and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG  # type: ignore[no-untyped-call]
+    ):
+        return value
+    if value.isprintable():
+        return "'" + value.replace("'", "''") + "'"
+    return '"' + "".join(_escape(c) for c in value) + '"'
 
 
-_Dumper.add_representer(str, _represent_str)
+def _escape(char: str) -> str:
+    """One character inside a YAML double-quoted scalar."""
+    if char in ('"', "\\"):
+        return "\\" + char
+    if char.isprintable() and char.isascii():
+        return char
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _emit_map(data: dict[str, Any], pad: str, out: list[str]) -> None:
+    for key, value in data.items():
+        head = f"{pad}{_scalar(key)}:"
+        if isinstance(value, dict):
+            if value:
+                out.append(head)
+                _emit_map(value, pad + "  ", out)
+            else:
+                out.append(head + " {}")
+        elif isinstance(value, list):
+            if value:
+                out.append(head)
+                _emit_list(value, pad, out)
+            else:
+                out.append(head + " []")
+        elif isinstance(value, str):
+            out.append(f"{head} {_scalar(value)}")
+        else:
+            out.append(f"{head} {value}")
+
+
+def _emit_list(items: list[Any], pad: str, out: list[str]) -> None:
+    # kubectl's style: a list sits at its key's indentation ("indentless").
+    for item in items:
+        if isinstance(item, dict) and item:
+            first = len(out)
+            _emit_map(item, pad + "  ", out)
+            out[first] = f"{pad}- {out[first][len(pad) + 2 :]}"
+        elif isinstance(item, dict):
+            out.append(f"{pad}- {{}}")
+        elif isinstance(item, str):
+            out.append(f"{pad}- {_scalar(item)}")
+        else:
+            out.append(f"{pad}- {item}")
 
 
 def to_yaml(policy: NetworkPolicy) -> str:
-    """Canonical YAML of the policy (stable field order, no server fields)."""
-    return yaml.dump(
-        to_manifest(policy),
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1_000_000,
-    )
+    """Canonical YAML of the policy (stable field order, no server fields), as kubectl lays it out.
+
+    A small emitter of its own: the manifest holds only mappings, lists, strings and
+    integers, and PyYAML's general one costs milliseconds per policy on the diff path.
+    """
+    out: list[str] = []
+    _emit_map(to_manifest(policy), "", out)
+    return "\n".join(out) + "\n"
