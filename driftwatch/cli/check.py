@@ -6,8 +6,12 @@ Exit status: 0 when no drift reaches ``--fail-on``, 1 when one does, 2 on any er
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from driftwatch.cli.output import render_json, render_text
 from driftwatch.desired import DesiredState, DesiredStateError, load_git, load_path
 from driftwatch.drift import compare_all
 from driftwatch.live import LiveSnapshotError, load_snapshot
+from driftwatch.policy import NetworkPolicy
 from driftwatch.rules import RuleEngine, Severity
 from driftwatch.settings import Settings, SettingsError, load_settings
 
@@ -63,18 +68,47 @@ def _fail(message: str) -> int:
     return EXIT_ERROR
 
 
-def _desired(args: argparse.Namespace, namespace: str) -> DesiredState:
+def _desired(args: argparse.Namespace, namespace: str, executor: Executor | None) -> DesiredState:
     if args.desired is not None:
-        if args.ref or args.subpath:
-            raise DesiredStateError("--ref and --path go with --desired-git")
-        return load_path(args.desired, default_namespace=namespace)
+        return load_path(args.desired, default_namespace=namespace, executor=executor)
     return load_git(
         args.desired_git,
         ref=args.ref,
         subpath=args.subpath,
         cache_dir=args.cache_dir,
         default_namespace=namespace,
+        executor=executor,
     )
+
+
+@contextlib.contextmanager
+def _workers() -> Iterator[Executor | None]:
+    """Worker processes for parsing large desired trees, where there is more than one core.
+
+    Forked up front, from this single-threaded process, before the loading thread starts.
+    """
+    count = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 4)
+    if count < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"))
+    try:
+        pool.submit(int).result()  # start the workers now (fork starts them all at once)
+        yield pool
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _load(
+    args: argparse.Namespace, namespace: str
+) -> tuple[DesiredState, dict[tuple[str, str], NetworkPolicy]]:
+    """Desired (in a thread feeding worker processes) and live (here) at the same time."""
+    if args.desired is not None and (args.ref or args.subpath):
+        raise DesiredStateError("--ref and --path go with --desired-git")
+    with _workers() as pool, ThreadPoolExecutor(1) as thread:
+        desired = thread.submit(_desired, args, namespace, pool)
+        live = load_snapshot(args.live, default_namespace=namespace)
+        return desired.result(), live
 
 
 def _colour(stream: Any) -> bool:
@@ -87,8 +121,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config) if args.config is not None else Settings()
         namespace = args.default_namespace or settings.default_namespace
-        desired = _desired(args, namespace)
-        live = load_snapshot(args.live, default_namespace=namespace)
+        desired, live = _load(args, namespace)
     except (SettingsError, DesiredStateError, LiveSnapshotError) as e:
         return _fail(str(e).replace("\n", "; "))
     engine = RuleEngine(settings.rules.to_options())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,19 @@ from driftwatch.manifests import (
 from driftwatch.policy import NetworkPolicy, PolicyError, Provenance, parse_policy
 
 __all__ = ["KUSTOMIZATION_FILES", "KUSTOMIZE_TIMEOUT", "Collector", "is_network_policy"]
+
+PARALLEL_MIN_BYTES = 1 << 20
+"""Below this much manifest text, handing files to worker processes costs more than it saves."""
+
+
+def _read_one(job: tuple[Path, str]) -> list[Document] | tuple[str, int | None, str]:
+    """Read one file in a worker process; errors come back as values (they pickle simply)."""
+    path, display = job
+    try:
+        return read_file(path, display)
+    except ManifestError as error:
+        return (error.path, error.line, error.message)
+
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZE_TIMEOUT = 120.0
@@ -63,8 +77,10 @@ class Collector:
         commit_of: Callable[[str], str | None],
         kustomize_commit: str | None,
         repo: str | None,
+        executor: Executor | None = None,
     ) -> None:
         self.base = base
+        self.executor = executor
         self.default_namespace = default_namespace
         self.commit_of = commit_of
         self.kustomize_commit = kustomize_commit
@@ -75,21 +91,63 @@ class Collector:
         return Path(os.path.relpath(path, self.base)).as_posix()
 
     def load(self, target: Path) -> None:
-        """Load a file or a directory (``target`` lies under ``base``)."""
+        """Load a file or a directory (``target`` lies under ``base``).
+
+        Files are read in walk order; with an ``executor`` (worker processes) and
+        enough text, they are parsed in parallel, and the results still added in
+        walk order, so errors and duplicates are reported as a sequential read would.
+        """
         with paused_gc():
             if target.is_dir():
-                self._directory(target)
-            elif target.name in KUSTOMIZATION_FILES:
-                self._kustomize(target)
-            elif target.is_file():
-                self._file(target)
+                jobs = list(self._directory(target))
+            elif target.name in KUSTOMIZATION_FILES or target.is_file():
+                jobs = [target]
             else:
                 raise DesiredStateError(f"{self.display(target)}: no such file or directory")
+            files = [j for j in jobs if j.name not in KUSTOMIZATION_FILES]
+            parsed = (
+                self._read_parallel(self.executor, files)
+                if self.executor is not None and self._worth_parallel(files)
+                else {}
+            )
+            for job in jobs:
+                if job.name in KUSTOMIZATION_FILES:
+                    self._kustomize(job)
+                elif job in parsed:
+                    self._documents(job, parsed[job])
+                else:
+                    self._file(job)
 
-    def _directory(self, directory: Path) -> None:
+    def _worth_parallel(self, files: list[Path]) -> bool:
+        if len(files) < 2:
+            return False
+        total = 0
+        for path in files:
+            try:
+                total += path.stat().st_size
+            except OSError:
+                return False  # let the sequential read report it
+        return total >= PARALLEL_MIN_BYTES
+
+    def _read_parallel(
+        self, executor: Executor, files: list[Path]
+    ) -> dict[Path, list[Document] | tuple[str, int | None, str]]:
+        jobs = [(path, self.display(path)) for path in files]
+        chunk = max(1, len(jobs) // 32)
+        return dict(zip(files, executor.map(_read_one, jobs, chunksize=chunk), strict=True))
+
+    def _documents(self, path: Path, result: list[Document] | tuple[str, int | None, str]) -> None:
+        if isinstance(result, tuple):
+            raise DesiredStateError(str(ManifestError(*result)))
+        commit = self.commit_of(self.display(path))
+        for document in result:
+            self._add(document, commit)
+
+    def _directory(self, directory: Path) -> Iterator[Path]:
+        """The files and kustomizations below ``directory``, in walk order."""
         kustomization = kustomization_in(directory)
         if kustomization is not None:
-            self._kustomize(kustomization)
+            yield kustomization
             return
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
@@ -101,9 +159,9 @@ class Collector:
                 continue
             path = Path(entry.path)
             if entry.is_dir(follow_symlinks=False):
-                self._directory(path)
+                yield from self._directory(path)
             elif entry.is_file() and entry.name.lower().endswith(MANIFEST_SUFFIXES):
-                self._file(path)
+                yield path
 
     def _file(self, path: Path) -> None:
         display = self.display(path)

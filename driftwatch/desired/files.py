@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,9 @@ def _work_tree(directory: Path) -> _WorkTree | None:
     )
 
 
-def load_path(path: Path, *, default_namespace: str = "default") -> DesiredState:
+def load_path(
+    path: Path, *, default_namespace: str = "default", executor: Executor | None = None
+) -> DesiredState:
     """Every NetworkPolicy in a manifest file or a directory tree.
 
     Directories are walked in name order, skipping hidden entries; a directory
@@ -93,6 +96,9 @@ def load_path(path: Path, *, default_namespace: str = "default") -> DesiredState
     Outside Git, paths are relative to ``path`` (a file's parent directory) and
     commits are None. ``Provenance.repo`` is None.
 
+    ``executor``: worker processes (a ``ProcessPoolExecutor``) to parse the files
+    of a large tree in parallel; results and errors are the same as without.
+
     Raises :class:`DesiredStateError` naming the file and line.
     """
     target = path.resolve()
@@ -105,6 +111,7 @@ def load_path(path: Path, *, default_namespace: str = "default") -> DesiredState
             commit_of=tree.commit_of,
             kustomize_commit=tree.head if not tree.changed else None,
             repo=None,
+            executor=executor,
         )
     else:
         collector = Collector(
@@ -113,6 +120,7 @@ def load_path(path: Path, *, default_namespace: str = "default") -> DesiredState
             commit_of=lambda _: None,
             kustomize_commit=None,
             repo=None,
+            executor=executor,
         )
     collector.load(target)
     return DesiredState(

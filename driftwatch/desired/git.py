@@ -18,6 +18,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
@@ -183,6 +184,7 @@ def load_git(
     subpath: str | None = None,
     cache_dir: Path | None = None,
     default_namespace: str = "default",
+    executor: Executor | None = None,
 ) -> DesiredState:
     """Every NetworkPolicy at ``ref`` (default: the remote's HEAD) of the repository at ``url``.
 
@@ -199,6 +201,8 @@ def load_git(
 
     Raises :class:`DesiredStateError`: one line naming the repository and ref
     (never a password or token from the URL).
+
+    ``executor``: worker processes to parse large trees in parallel (see ``load_path``).
     """
     remote = _remote(url)
     safe = redact_url(remote)
@@ -220,6 +224,7 @@ def load_git(
             commit_of=lambda _: sha,
             kustomize_commit=sha,
             repo=safe,
+            executor=executor,
         )
         try:
             collector.load(root / sub if sub is not None else root)

@@ -111,10 +111,10 @@ class _Ctx:
         if not _is_mapping(value):
             self.fail(path, f"must be an object, got {_kind(value)}")
         mapping: Mapping[str, Any] = value
-        if mapping.keys() <= allowed:
-            return mapping
-        unknown = next(key for key in mapping if key not in allowed)
-        self.fail(f"{path}.{unknown}" if path else str(unknown), "unknown field")
+        if not mapping.keys() <= allowed:
+            unknown = next(key for key in mapping if key not in allowed)
+            self.fail(f"{path}.{unknown}" if path else str(unknown), "unknown field")
+        return mapping
 
     def sequence(self, value: Any, path: str) -> list[Any]:
         """A list (``None`` = empty)."""
