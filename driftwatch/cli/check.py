@@ -124,15 +124,35 @@ def run(args: argparse.Namespace) -> int:
         desired, live = _load(args, namespace)
     except (SettingsError, DesiredStateError, LiveSnapshotError) as e:
         return _fail(str(e).replace("\n", "; "))
+    except OSError as e:
+        # What the loaders do not report themselves (an unusable cache or temporary
+        # directory, no processes left to fork): still one line, status 2, no traceback.
+        return _fail(_os_error(e))
     engine = RuleEngine(settings.rules.to_options())
     report = compare_all(
         desired.policies, live, engine, cluster=args.cluster, ignore=settings.ignore.to_rules()
     )
-    if args.format == "json":
-        sys.stdout.write(render_json(report))
-    else:
-        sys.stdout.write(render_text(report, colour=_colour(sys.stdout)))
-    sys.stdout.flush()
     if args.fail_on == "never" or report.max_severity is None:
-        return EXIT_OK
-    return EXIT_DRIFT if report.max_severity >= Severity.parse(args.fail_on) else EXIT_OK
+        status = EXIT_OK
+    else:
+        failing = report.max_severity >= Severity.parse(args.fail_on)
+        status = EXIT_DRIFT if failing else EXIT_OK
+    try:
+        if args.format == "json":
+            sys.stdout.write(render_json(report))
+        else:
+            sys.stdout.write(render_text(report, colour=_colour(sys.stdout)))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `driftwatch check ... | head`: the reader left, which is no error, but the
+        # drift is still there: keep the status (exiting 0 would claim there is none).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return status
+
+
+def _os_error(error: OSError) -> str:
+    if error.filename is None:
+        return str(error)
+    return f"{error.filename}: {error.strerror or type(error).__name__}"

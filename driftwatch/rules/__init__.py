@@ -3,18 +3,31 @@
 Pure code: no I/O, no event loop.
 """
 
-from driftwatch.rules.engine import CATALOGUE, RuleEngine, RuleOptions, max_severity
-from driftwatch.rules.model import Direction, Finding, Rule, RuleContext, RuleFunc, Severity, Status
+from driftwatch.rules.engine import CATALOGUE, Escalation, RuleEngine, RuleOptions, max_severity
+from driftwatch.rules.model import (
+    Direction,
+    Finding,
+    Hit,
+    Rule,
+    RuleContext,
+    RuleFunc,
+    RuleSettings,
+    Severity,
+    Status,
+)
 
 __all__ = [
     "CATALOGUE",
     "Direction",
+    "Escalation",
     "Finding",
+    "Hit",
     "Rule",
     "RuleContext",
     "RuleEngine",
     "RuleFunc",
     "RuleOptions",
+    "RuleSettings",
     "Severity",
     "Status",
     "max_severity",

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
-from driftwatch.rules.model import Finding, Rule, RuleContext, Severity
+from driftwatch.rules.model import (
+    Finding,
+    Hit,
+    Rule,
+    RuleContext,
+    RuleSettings,
+    Severity,
+    Status,
+)
+from driftwatch.rules.risk import RISK_RULES
 from driftwatch.rules.status import STATUS_RULES
+from driftwatch.semantic import changes, view_of
 
-__all__ = ["CATALOGUE", "RuleEngine", "RuleOptions", "max_severity"]
+__all__ = ["CATALOGUE", "Escalation", "RuleEngine", "RuleOptions", "max_severity"]
 
-CATALOGUE: tuple[Rule, ...] = STATUS_RULES
+CATALOGUE: tuple[Rule, ...] = STATUS_RULES + RISK_RULES
 """Every rule driftwatch ships, in catalogue order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """Findings in namespaces matching one of ``namespaces`` (globs) rise ``levels``."""
+
+    namespaces: tuple[str, ...]
+    levels: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +39,8 @@ class RuleOptions:
 
     disabled: frozenset[str] = frozenset()
     severity: Mapping[str, Severity] = field(default_factory=dict)
+    escalations: Sequence[Escalation] = ()
+    settings: RuleSettings = field(default_factory=RuleSettings)
 
 
 def max_severity(findings: Iterable[Finding]) -> Severity | None:
@@ -28,7 +49,7 @@ def max_severity(findings: Iterable[Finding]) -> Severity | None:
 
 
 class RuleEngine:
-    """Runs the enabled rules of a catalogue over a :class:`RuleContext`."""
+    """Runs the enabled rules of a catalogue over one (desired, live) pair."""
 
     __slots__ = ("_options", "_rules")
 
@@ -47,10 +68,35 @@ class RuleEngine:
     def rules(self) -> tuple[Rule, ...]:
         return self._rules
 
+    def _namespace_levels(self, namespace: str) -> int:
+        return sum(
+            e.levels
+            for e in self._options.escalations
+            if any(fnmatchcase(namespace, glob) for glob in e.namespaces)
+        )
+
     def evaluate(self, ctx: RuleContext) -> tuple[Finding, ...]:
+        """Findings for ``ctx``; the change set is computed here once if not given."""
+        if ctx.changes is None and ctx.status is not Status.IN_SYNC:
+            ctx = RuleContext(
+                ctx.key,
+                ctx.status,
+                ctx.desired,
+                ctx.live,
+                changes(
+                    view_of(ctx.desired) if ctx.desired is not None else None,
+                    view_of(ctx.live) if ctx.live is not None else None,
+                ),
+                self._options.settings,
+            )
+        extra = self._namespace_levels(ctx.key.namespace)
         findings: list[Finding] = []
         for rule in self._rules:
-            severity = self._options.severity.get(rule.id, rule.severity)
-            for message, evidence in rule.check(ctx):
-                findings.append(Finding(rule.id, severity, rule.direction, message, evidence))
+            base = self._options.severity.get(rule.id, rule.severity)
+            for raw in rule.check(ctx):
+                hit = raw if isinstance(raw, Hit) else Hit(*raw)
+                severity = base.raised(hit.escalate + extra)
+                findings.append(
+                    Finding(rule.id, severity, rule.direction, hit.message, hit.evidence)
+                )
         return tuple(findings)

@@ -9,16 +9,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from driftwatch.policy import NetworkPolicy, PolicyKey
+from driftwatch.semantic import ChangeSet, PortSet
+from driftwatch.semantic.intervals import Intervals
 
 __all__ = [
     "Direction",
     "Finding",
+    "Hit",
     "Rule",
     "RuleContext",
     "RuleFunc",
+    "RuleSettings",
     "Severity",
     "Status",
 ]
@@ -91,17 +95,39 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """What rules read from the configuration (beyond enabling and severities)."""
+
+    trusted: Intervals = ()
+    """Addresses that never count as public or as the world (a corporate range)."""
+    sensitive_ports: PortSet = field(default_factory=PortSet)
+    """Ports whose exposure escalates ``ports-widened``."""
+
+
+@dataclass(frozen=True, slots=True)
 class RuleContext:
-    """What a rule sees: one key, its status, and the two sides (``None`` = absent)."""
+    """What a rule sees: one key, its status, the two sides (``None`` = absent), and the
+    semantic change set between them (``None`` when in sync)."""
 
     key: PolicyKey
     status: Status
     desired: NetworkPolicy | None
     live: NetworkPolicy | None
+    changes: ChangeSet | None = None
+    settings: RuleSettings = field(default_factory=RuleSettings)
 
 
-RuleFunc = Callable[[RuleContext], Iterable[tuple[str, Mapping[str, Any]]]]
-"""A rule body: yields ``(message, evidence)`` pairs; the engine makes findings of them."""
+class Hit(NamedTuple):
+    """What a rule body yields: the engine turns it into a :class:`Finding`."""
+
+    message: str
+    evidence: Mapping[str, Any]
+    escalate: int = 0
+    """Levels above the rule's (configured) severity, for escalations the rule defines."""
+
+
+RuleFunc = Callable[[RuleContext], Iterable[Hit | tuple[str, Mapping[str, Any]]]]
+"""A rule body: yields hits (or ``(message, evidence)`` pairs)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,168 @@
+"""What one policy allows, as sets: the connectivity model the risk rules reason about.
+
+A policy contributes, per direction, whether it isolates its pods and which
+(peer, ports) it allows. Pod peers are (namespace selector, pod selector) pairs,
+with "the policy's own namespace" written as a selector on the namespace's name
+label; IP peers are an :data:`~driftwatch.semantic.ipspace.IPMap`. An empty
+``from``/``to`` allows every pod in every namespace *and* every address; a
+``namespaceSelector: {}`` allows every pod but no outside address.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from driftwatch.policy import NetworkPolicy, Peer, PolicyRule, PolicySpec
+from driftwatch.semantic import intervals as iv
+from driftwatch.semantic import selectors as sel
+from driftwatch.semantic.ipspace import ALL_IPS, IPMap, block_intervals, build_map
+from driftwatch.semantic.ports import PortSet
+
+__all__ = ["DirectionView", "PodPeer", "PolicyView", "view_of"]
+
+INGRESS, EGRESS = "ingress", "egress"
+
+
+@dataclass(frozen=True, slots=True)
+class PodPeer:
+    """Pods matching ``pods`` in namespaces matching ``namespaces`` (canonical selectors)."""
+
+    namespaces: tuple[sel.Constraint, ...]
+    pods: tuple[sel.Constraint, ...]
+
+    def contains(self, other: PodPeer) -> bool:
+        return sel.contains(self.namespaces, other.namespaces) and sel.contains(
+            self.pods, other.pods
+        )
+
+    @property
+    def all_namespaces(self) -> bool:
+        """Matches every namespace, or any namespace lacking a label (NotIn/DoesNotExist)."""
+        return not self.namespaces or any(c.absent_ok for c in self.namespaces)
+
+    def describe(self, own_namespace: str) -> str:
+        pods = "every pod" if not self.pods else f"pods {sel.describe(self.pods)}"
+        if not self.namespaces:
+            where = "in every namespace"
+        elif self.namespaces == sel.name_selector(own_namespace):
+            where = f"in {own_namespace}"
+        elif (
+            len(self.namespaces) == 1
+            and self.namespaces[0].key == sel.NAME_LABEL
+            and self.namespaces[0].finite
+            and not self.namespaces[0].absent_ok
+            and len(self.namespaces[0].values) == 1
+        ):
+            where = f"in namespace {next(iter(self.namespaces[0].values))}"
+        else:
+            where = f"in namespaces {sel.describe(self.namespaces)}"
+        return f"{pods} {where}"
+
+
+EVERY_POD = PodPeer((), ())
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionView:
+    """One direction of one policy."""
+
+    isolated: bool
+    """The direction is in policyTypes: the selected pods are isolated for it."""
+    rules: int
+    """How many rules the manifest writes for it (counted even when not isolated)."""
+    pods: frozenset[tuple[PodPeer, PortSet]]
+    """Allowed pod peers (merged per peer, subsumed ones dropped); empty when not isolated."""
+    ips: IPMap
+    """Allowed addresses and their ports; empty when not isolated."""
+
+    @property
+    def deny_all(self) -> bool:
+        return self.isolated and not self.pods and not self.ips
+
+    def pod_allowance(self, peer: PodPeer) -> PortSet:
+        """The ports this direction allows to every pod of ``peer``."""
+        out = PortSet()
+        for other, ports in self.pods:
+            if other.contains(peer):
+                out = out | ports
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyView:
+    namespace: str
+    target: tuple[sel.Constraint, ...] | None
+    """The selected pods (in ``namespace``); ``None``: selects nothing."""
+    ingress: DirectionView
+    egress: DirectionView
+
+    def direction(self, name: str) -> DirectionView:
+        return self.ingress if name == INGRESS else self.egress
+
+    def describe_target(self) -> str:
+        if self.target is None:
+            return f"no pod in {self.namespace}"
+        if not self.target:
+            return f"every pod in {self.namespace}"
+        return f"pods {sel.describe(self.target)} in {self.namespace}"
+
+
+def _peer_pieces(peer: Peer, namespace: str) -> list[PodPeer]:
+    ns: sel.Sel
+    if peer.namespace_selector is None:
+        ns = sel.name_selector(namespace)
+    else:
+        ns = sel.canonical(peer.namespace_selector)
+    pods = () if peer.pod_selector is None else sel.canonical(peer.pod_selector)
+    return [
+        PodPeer(n, p)
+        for n in sel.split_in(ns)
+        for p in sel.split_in(pods)
+        if n is not None and p is not None
+    ]
+
+
+def _direction(rules: tuple[PolicyRule, ...], isolated: bool, namespace: str) -> DirectionView:
+    if not isolated:
+        return DirectionView(False, len(rules), frozenset(), ())
+    pods: dict[PodPeer, PortSet] = {}
+    ips: list[tuple[iv.Intervals, PortSet]] = []
+    for rule in rules:
+        ports = PortSet.of(rule.ports)
+        if not rule.peers:
+            pods[EVERY_POD] = pods.get(EVERY_POD, PortSet()) | ports
+            ips.append((ALL_IPS, ports))
+            continue
+        for peer in rule.peers:
+            if peer.ip_block is not None:
+                ips.append((block_intervals(peer.ip_block), ports))
+                continue
+            for piece in _peer_pieces(peer, namespace):
+                pods[piece] = pods.get(piece, PortSet()) | ports
+    # Drop what a broader peer already allows.
+    reduced: dict[PodPeer, PortSet] = {}
+    for pod_peer, ports in pods.items():
+        wider = PortSet()
+        for other, other_ports in pods.items():
+            if other != pod_peer and other.contains(pod_peer):
+                wider = wider | other_ports
+        rest = ports - wider
+        if rest:
+            reduced[pod_peer] = rest
+    return DirectionView(True, len(rules), frozenset(reduced.items()), build_map(ips))
+
+
+@functools.lru_cache(maxsize=65536)
+def _view(namespace: str, spec: PolicySpec) -> PolicyView:
+    return PolicyView(
+        namespace=namespace,
+        target=sel.canonical(spec.pod_selector),
+        ingress=_direction(spec.ingress, "Ingress" in spec.policy_types, namespace),
+        egress=_direction(spec.egress, "Egress" in spec.policy_types, namespace),
+    )
+
+
+def view_of(policy: NetworkPolicy) -> PolicyView:
+    """The connectivity model of ``policy`` (cached: policies repeat across evaluations)."""
+    return _view(policy.namespace, policy.spec)
