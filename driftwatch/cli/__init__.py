@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from driftwatch import __version__
-from driftwatch.cli import check
+from driftwatch.cli import catalogue, check
 
 __all__ = ["main"]
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"driftwatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check.add_parser(commands)
+    catalogue.add_parsers(commands)
     return parser
 
 

@@ -7,6 +7,8 @@ depends on pydantic and no setting lives in a module global.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Literal
 
@@ -15,7 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from driftwatch.drift import IgnoreRules, PolicyMatcher
 from driftwatch.policy import LabelSelector, parse_selector_string
 from driftwatch.policy.parse import PolicyError, parse_label_selector
-from driftwatch.rules import CATALOGUE, RuleOptions, Severity
+from driftwatch.rules import CATALOGUE, Escalation, RuleOptions, Severity
+from driftwatch.rules import RuleSettings as CoreRuleSettings
+from driftwatch.semantic import PortSet
+from driftwatch.semantic.intervals import normalise
+from driftwatch.semantic.ipspace import cidr_intervals
 
 __all__ = ["IgnoreSettings", "PolicyIgnore", "RuleSettings", "Settings"]
 
@@ -75,13 +81,67 @@ class IgnoreSettings(_Model):
 SeverityName = Literal["info", "low", "medium", "high", "critical"]
 
 
+class EscalationSettings(_Model):
+    """Raise every finding in some namespaces."""
+
+    namespaces: list[str]
+    """Namespace globs (``prod-*``)."""
+    levels: int = Field(default=1, ge=-4, le=4)
+    """Levels to raise (negative lowers), capped at critical and floored at info."""
+
+
+DEFAULT_SENSITIVE_PORTS = (
+    "TCP/22", "TCP/23", "TCP/2375-2376", "TCP/2379-2380", "TCP/3306", "TCP/3389",
+    "TCP/5432", "TCP/6379", "TCP/6443", "TCP/9200", "TCP/10250", "TCP/27017",
+)  # fmt: skip
+"""ssh, telnet, Docker, etcd, MySQL, RDP, PostgreSQL, Redis, Kubernetes API, Elasticsearch,
+kubelet, MongoDB: opening one of them makes ``ports-widened`` one level louder."""
+
+_PORT_SPEC = re.compile(r"^(?:(TCP|UDP|SCTP)/)?(\d{1,5})(?:-(\d{1,5}))?$")
+
+
+def parse_port_spec(text: str | int) -> tuple[str, int, int]:
+    """``5432``, ``"TCP/5432"``, ``"UDP/53"``, ``"TCP/8000-8999"`` -> (protocol, lo, hi)."""
+    m = _PORT_SPEC.match(str(text).strip().upper())
+    if m is None:
+        raise ValueError(f"{text!r} is not a port: write 5432, TCP/5432 or UDP/8000-8999")
+    lo = int(m[2])
+    hi = int(m[3]) if m[3] else lo
+    if not 1 <= lo <= hi <= 65535:
+        raise ValueError(f"{text!r} is not a port range within 1-65535")
+    return (m[1] or "TCP", lo, hi)
+
+
 class RuleSettings(_Model):
-    """The ``rules:`` section: which rules run and how loud they are."""
+    """The ``rules:`` section: which rules run, how loud they are, and what they trust."""
 
     disabled: list[str] = Field(default_factory=list)
     """Rule ids that never fire."""
     severity: dict[str, SeverityName] = Field(default_factory=dict)
     """Severity overrides by rule id (``spec-modified: high``)."""
+    escalate: list[EscalationSettings] = Field(default_factory=list)
+    """Per-namespace escalation: ``[{namespaces: ["prod-*"], levels: 1}]``."""
+    trusted_cidrs: list[str] = Field(default_factory=list)
+    """Ranges that never count as public or as the world (a corporate range)."""
+    sensitive_ports: list[str | int] = Field(default_factory=list)
+    """Ports, besides the built-in list, that escalate ``ports-widened``."""
+
+    @field_validator("trusted_cidrs")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR") from None
+        return value
+
+    @field_validator("sensitive_ports")
+    @classmethod
+    def _valid_ports(cls, value: list[str | int]) -> list[str | int]:
+        for port in value:
+            parse_port_spec(port)
+        return value
 
     @field_validator("disabled")
     @classmethod
@@ -96,9 +156,19 @@ class RuleSettings(_Model):
         return value
 
     def to_options(self) -> RuleOptions:
+        ranges: dict[str, list[tuple[int, int]]] = {}
+        for spec in (*DEFAULT_SENSITIVE_PORTS, *self.sensitive_ports):
+            proto, lo, hi = parse_port_spec(spec)
+            ranges.setdefault(proto, []).append((lo, hi))
+        trusted = [r for cidr in self.trusted_cidrs for r in cidr_intervals(cidr)]
         return RuleOptions(
             disabled=frozenset(self.disabled),
             severity={k: Severity.parse(v) for k, v in self.severity.items()},
+            escalations=tuple(Escalation(tuple(e.namespaces), e.levels) for e in self.escalate),
+            settings=CoreRuleSettings(
+                trusted=normalise(trusted),
+                sensitive_ports=PortSet.build({p: normalise(r) for p, r in ranges.items()}, ()),
+            ),
         )
 
 
