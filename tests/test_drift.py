@@ -59,12 +59,12 @@ def test_spec_and_label_change_give_both_findings_and_the_highest_severity() -> 
 def test_missing_and_unmanaged() -> None:
     missing = compare(KEY, np(), None, ENGINE)
     assert missing.status is Status.MISSING
-    assert [f.rule for f in missing.findings][0] == "policy-missing"
+    assert missing.findings[0].rule == "policy-missing"
     assert missing.severity is Severity.HIGH
     assert all(line.startswith(("---", "+++", "@@", "-")) for line in missing.diff.splitlines())
     unmanaged = compare(KEY, None, np(), ENGINE)
     assert unmanaged.status is Status.UNMANAGED
-    assert [f.rule for f in unmanaged.findings][0] == "policy-unmanaged"
+    assert unmanaged.findings[0].rule == "policy-unmanaged"
     assert unmanaged.severity is Severity.MEDIUM
     assert "+kind: NetworkPolicy" in unmanaged.diff.splitlines()
 

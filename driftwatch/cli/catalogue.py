@@ -56,6 +56,9 @@ def _explain(args: argparse.Namespace) -> int:
     policies = sorted(state.policies.values(), key=lambda p: (p.namespace, p.name))
     if args.format == "json":
         sys.stdout.write(json.dumps([explain_json(p) for p in policies], indent=2) + "\n")
-    else:
+    elif policies:
         sys.stdout.write("\n\n".join(explain(p) for p in policies) + "\n")
+    else:
+        # Not a blank line on stdout: say so, as `kubectl get` does when nothing matches.
+        print(f"driftwatch explain: no NetworkPolicy in {args.file}", file=sys.stderr)
     return 0
