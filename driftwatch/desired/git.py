@@ -210,6 +210,13 @@ def load_git(
     sub = _clean_subpath(subpath, where)
     mirror = mirror_dir(url, cache_dir)
     repo = _Repo(mirror, remote, where)
+    try:
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DesiredStateError(
+            f"{where}: cannot use the cache directory {mirror.parent}: {reason}"
+        ) from None
     with tempfile.TemporaryDirectory(prefix="driftwatch-git-") as tmp:
         root = Path(tmp).resolve()
         with _locked(mirror):
