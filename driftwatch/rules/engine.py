@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 
 from driftwatch.rules.model import (
@@ -15,7 +15,7 @@ from driftwatch.rules.model import (
     Severity,
     Status,
 )
-from driftwatch.rules.risk import RISK_RULES
+from driftwatch.rules.risk import RISK_RULES, SENSITIVE_PORTS
 from driftwatch.rules.status import STATUS_RULES
 from driftwatch.semantic import changes, view_of
 
@@ -40,7 +40,10 @@ class RuleOptions:
     disabled: frozenset[str] = frozenset()
     severity: Mapping[str, Severity] = field(default_factory=dict)
     escalations: Sequence[Escalation] = ()
-    settings: RuleSettings = field(default_factory=RuleSettings)
+    settings: RuleSettings = field(
+        default_factory=lambda: RuleSettings(sensitive_ports=SENSITIVE_PORTS)
+    )
+    """Trusted ranges and sensitive ports; by default the built-in sensitive ports."""
 
 
 def max_severity(findings: Iterable[Finding]) -> Severity | None:
@@ -76,19 +79,20 @@ class RuleEngine:
         )
 
     def evaluate(self, ctx: RuleContext) -> tuple[Finding, ...]:
-        """Findings for ``ctx``; the change set is computed here once if not given."""
+        """Findings for ``ctx``; the change set is computed here once if not given.
+
+        The rules always see this engine's settings, whatever ``ctx.settings`` holds.
+        """
         if ctx.changes is None and ctx.status is not Status.IN_SYNC:
-            ctx = RuleContext(
-                ctx.key,
-                ctx.status,
-                ctx.desired,
-                ctx.live,
-                changes(
+            ctx = replace(
+                ctx,
+                changes=changes(
                     view_of(ctx.desired) if ctx.desired is not None else None,
                     view_of(ctx.live) if ctx.live is not None else None,
                 ),
-                self._options.settings,
             )
+        if ctx.settings is not self._options.settings:
+            ctx = replace(ctx, settings=self._options.settings)
         extra = self._namespace_levels(ctx.key.namespace)
         findings: list[Finding] = []
         for rule in self._rules:

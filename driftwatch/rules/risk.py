@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from driftwatch.policy import NetworkPolicy
+from driftwatch.policy import NetworkPolicy, PolicyRule
 from driftwatch.rules.model import Direction, Hit, Rule, RuleContext, RuleFunc, Severity, Status
 from driftwatch.semantic import (
     EGRESS,
@@ -18,14 +18,34 @@ from driftwatch.semantic import (
 )
 from driftwatch.semantic import intervals as iv
 from driftwatch.semantic import selectors as sel
-from driftwatch.semantic.ipspace import block_intervals, covered_ports, describe, to_cidrs
+from driftwatch.semantic.ipspace import (
+    ALL_V4,
+    ALL_V6,
+    block_intervals,
+    covered_ports,
+    describe,
+    to_cidrs,
+)
 
-__all__ = ["RISK_RULES"]
+__all__ = ["RISK_RULES", "SENSITIVE_PORTS"]
 
 MAX_FLOWS = 10
 """Findings one rule reports for one drift; the rest are summed up in one more line."""
 
 DNS = PortSet.build({"UDP": ((53, 53),), "TCP": ((53, 53),)}, ())
+
+SENSITIVE_PORTS = PortSet.build(
+    {
+        "TCP": (
+            (22, 23), (2375, 2376), (2379, 2380), (3306, 3306), (3389, 3389), (5432, 5432),
+            (6379, 6379), (6443, 6443), (9200, 9200), (10250, 10250), (27017, 27017),
+        )
+    },
+    (),
+)  # fmt: skip
+"""The built-in sensitive ports (ssh, telnet, Docker, etcd, MySQL, RDP, PostgreSQL, Redis,
+Kubernetes API, Elasticsearch, kubelet, MongoDB): the default of ``RuleOptions.settings``,
+the same as the configuration's built-in list."""
 
 
 def _capped(hits: list[Hit]) -> Iterator[Hit]:
@@ -60,38 +80,75 @@ def _public(ctx: RuleContext, family: iv.Intervals) -> iv.Intervals:
     return iv.subtract(family, ctx.settings.trusted)
 
 
-def _world_ports(ctx: RuleContext, view: PolicyView | None, direction: str) -> PortSet:
-    """Ports open to every public IPv4 or every public IPv6 address."""
+_FAMILIES: tuple[tuple[str, str, iv.Intervals, iv.Intervals], ...] = (
+    ("IPv4", "0.0.0.0/0", ALL_V4, PUBLIC_V4),
+    ("IPv6", "::/0", ALL_V6, PUBLIC_V6),
+)
+"""Per address family: its name, its whole-space CIDR, all of it, and its public part."""
+
+
+def _is_world(ctx: RuleContext, addresses: iv.Intervals) -> bool:
+    """Whether ``addresses`` hold every (untrusted) public address of some family."""
+    for _, _, _, family in _FAMILIES:
+        public = _public(ctx, family)
+        if public and iv.contains(addresses, public):
+            return True
+    return False
+
+
+def _world_ports(
+    ctx: RuleContext, view: PolicyView | None, direction: str, public: iv.Intervals
+) -> PortSet:
+    """Ports open to every (untrusted) public address of one family."""
     if view is None:
         return PortSet()
-    ips = view.direction(direction).ips
-    return covered_ports(ips, _public(ctx, PUBLIC_V4)) | covered_ports(ips, _public(ctx, PUBLIC_V6))
+    return covered_ports(view.direction(direction).ips, _public(ctx, public))
 
 
-def _new_world(ctx: RuleContext, direction: str) -> PortSet:
+def _new_world(ctx: RuleContext, direction: str) -> dict[str, PortSet]:
+    """Ports newly open to a whole family's public space, by family CIDR.
+
+    Per family: Git allowing all of IPv4 does not make all of IPv6 old news.
+    """
     _, live = _views(ctx)
-    return _world_ports(ctx, live, direction) - _world_ports(
-        ctx, _comparable_desired(ctx), direction
-    )
+    desired = _comparable_desired(ctx)
+    out: dict[str, PortSet] = {}
+    for _, cidr, _, public in _FAMILIES:
+        ports = _world_ports(ctx, live, direction, public) - _world_ports(
+            ctx, desired, direction, public
+        )
+        if ports:
+            out[cidr] = ports
+    return out
 
 
 def _flow_hit(flow: Flow, verb: str = "is now allowed", escalate: int = 0) -> Hit:
     return Hit(flow.describe(verb), flow.to_json(), escalate)
 
 
-def _world(direction: str, prep: str) -> RuleFunc:
+def _world(direction: str) -> RuleFunc:
     def check(ctx: RuleContext) -> Iterator[Hit]:
-        ports = _new_world(ctx, direction)
         _, live = _views(ctx)
-        if ports and live is not None:
-            on = f"on {ports.describe()}"
+        if live is None:
+            return
+        by_ports: dict[PortSet, list[str]] = {}
+        for cidr, ports in _new_world(ctx, direction).items():
+            by_ports.setdefault(ports, []).append(cidr)
+        target = live.describe_target()
+        for ports, cidrs in by_ports.items():
+            names = [name for name, cidr, _, _ in _FAMILIES if cidr in cidrs]
+            every = "every address" if len(names) == len(_FAMILIES) else f"every {names[0]} address"
+            where = (
+                f"ingress to {target} from {every}"
+                if direction == INGRESS
+                else f"egress from {target} to {every}"
+            )
             yield Hit(
-                f"{direction} to {live.describe_target()} {prep} every address on the internet "
-                f"{on} is now allowed",
+                f"{where} on the internet on {ports.describe()} is now allowed",
                 {
                     "direction": direction,
-                    "selected_pods": live.describe_target(),
-                    "peer": {"cidrs": ["0.0.0.0/0", "::/0"]},
+                    "selected_pods": target,
+                    "peer": {"cidrs": cidrs},
                     "ports": ports.to_json(),
                 },
             )
@@ -100,14 +157,17 @@ def _world(direction: str, prep: str) -> RuleFunc:
 
 
 def _public_cidr(ctx: RuleContext) -> Iterator[Hit]:
-    if _new_world(ctx, INGRESS):
-        return
+    world = _new_world(ctx, INGRESS)
     hits = []
     for flow in _added(ctx, INGRESS):
-        public = iv.union(_public(ctx, PUBLIC_V4), _public(ctx, PUBLIC_V6))
-        exposed = iv.intersect(flow.addresses, public)
-        if exposed:
-            hit = _flow_hit(flow)
+        for _, cidr, space, public in _FAMILIES:
+            # What ingress-from-world reports for this family is not reported again here.
+            ports = flow.ports - world.get(cidr, PortSet())
+            exposed = iv.intersect(flow.addresses, _public(ctx, public))
+            if not ports or not exposed:
+                continue
+            part = Flow(INGRESS, flow.view, ports, addresses=iv.intersect(flow.addresses, space))
+            hit = _flow_hit(part)
             hits.append(Hit(hit.message, {**hit.evidence, "public": to_cidrs(exposed)}))
     yield from _capped(hits)
 
@@ -172,9 +232,7 @@ def _ports_widened(ctx: RuleContext) -> Iterator[Hit]:
                 world = False
             else:
                 existed = any(iv.intersect(flow.addresses, ((lo, hi),)) for lo, hi, _ in mine.ips)
-                world = iv.contains(flow.addresses, _public(ctx, PUBLIC_V4)) or iv.contains(
-                    flow.addresses, _public(ctx, PUBLIC_V6)
-                )
+                world = _is_world(ctx, flow.addresses)
             if not existed:
                 continue
             sensitive = flow.ports & ctx.settings.sensitive_ports
@@ -301,13 +359,27 @@ def _dns_blocked(ctx: RuleContext) -> Iterator[Hit]:
             return
 
 
+def _rules_of(policy: NetworkPolicy, direction: str) -> tuple[PolicyRule, ...]:
+    return policy.spec.ingress if direction == INGRESS else policy.spec.egress
+
+
+def _ignored_in_git(ctx: RuleContext, direction: str) -> bool:
+    """Git ignores the same rules for ``direction``: the drift adds nothing to report."""
+    desired, _ = _views(ctx)
+    if ctx.desired is None or ctx.live is None or desired is None:
+        return False
+    if desired.direction(direction).isolated:
+        return False
+    return set(_rules_of(ctx.live, direction)) <= set(_rules_of(ctx.desired, direction))
+
+
 def _ignored_rules(ctx: RuleContext) -> Iterator[Hit]:
     _, live = _views(ctx)
     if live is None:
         return
     for direction in (INGRESS, EGRESS):
         view = live.direction(direction)
-        if view.rules and not view.isolated:
+        if view.rules and not view.isolated and not _ignored_in_git(ctx, direction):
             yield Hit(
                 f"{view.rules} {direction} rule(s) have no effect: policyTypes does not include "
                 f"{direction.capitalize()}",
@@ -338,7 +410,7 @@ RISK_RULES: tuple[Rule, ...] = (
         Direction.EXPOSURE,
         "Ingress newly allowed from every address (empty `from`, or ipBlocks covering all "
         "public IPv4 or IPv6 space).",
-        _world(INGRESS, "from"),
+        _world(INGRESS),
     ),
     Rule(
         "ingress-from-public-cidr",
@@ -352,7 +424,7 @@ RISK_RULES: tuple[Rule, ...] = (
         Severity.HIGH,
         Direction.EXPOSURE,
         "Egress newly allowed to every address (empty `to`, or all public space).",
-        _world(EGRESS, "to"),
+        _world(EGRESS),
     ),
     Rule(
         "egress-to-metadata-api",

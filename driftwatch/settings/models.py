@@ -10,15 +10,16 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from driftwatch.drift import IgnoreRules, PolicyMatcher
 from driftwatch.policy import LabelSelector, parse_selector_string
 from driftwatch.policy.parse import PolicyError, parse_label_selector
 from driftwatch.rules import CATALOGUE, Escalation, RuleOptions, Severity
 from driftwatch.rules import RuleSettings as CoreRuleSettings
+from driftwatch.rules.risk import SENSITIVE_PORTS
 from driftwatch.semantic import PortSet
 from driftwatch.semantic.intervals import normalise
 from driftwatch.semantic.ipspace import cidr_intervals
@@ -90,13 +91,6 @@ class EscalationSettings(_Model):
     """Levels to raise (negative lowers), capped at critical and floored at info."""
 
 
-DEFAULT_SENSITIVE_PORTS = (
-    "TCP/22", "TCP/23", "TCP/2375-2376", "TCP/2379-2380", "TCP/3306", "TCP/3389",
-    "TCP/5432", "TCP/6379", "TCP/6443", "TCP/9200", "TCP/10250", "TCP/27017",
-)  # fmt: skip
-"""ssh, telnet, Docker, etcd, MySQL, RDP, PostgreSQL, Redis, Kubernetes API, Elasticsearch,
-kubelet, MongoDB: opening one of them makes ``ports-widened`` one level louder."""
-
 _PORT_SPEC = re.compile(r"^(?:(TCP|UDP|SCTP)/)?(\d{1,5})(?:-(\d{1,5}))?$")
 
 
@@ -112,6 +106,19 @@ def parse_port_spec(text: str | int) -> tuple[str, int, int]:
     return (m[1] or "TCP", lo, hi)
 
 
+def _check_cidr(cidr: str) -> str:
+    try:
+        ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        raise ValueError(f"{cidr!r} is not a CIDR") from None
+    return cidr
+
+
+def _check_port(port: str | int) -> str | int:
+    parse_port_spec(port)
+    return port
+
+
 class RuleSettings(_Model):
     """The ``rules:`` section: which rules run, how loud they are, and what they trust."""
 
@@ -121,27 +128,12 @@ class RuleSettings(_Model):
     """Severity overrides by rule id (``spec-modified: high``)."""
     escalate: list[EscalationSettings] = Field(default_factory=list)
     """Per-namespace escalation: ``[{namespaces: ["prod-*"], levels: 1}]``."""
-    trusted_cidrs: list[str] = Field(default_factory=list)
+    trusted_cidrs: list[Annotated[str, AfterValidator(_check_cidr)]] = Field(default_factory=list)
     """Ranges that never count as public or as the world (a corporate range)."""
-    sensitive_ports: list[str | int] = Field(default_factory=list)
+    sensitive_ports: list[Annotated[str | int, AfterValidator(_check_port)]] = Field(
+        default_factory=list
+    )
     """Ports, besides the built-in list, that escalate ``ports-widened``."""
-
-    @field_validator("trusted_cidrs")
-    @classmethod
-    def _valid_cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not a CIDR") from None
-        return value
-
-    @field_validator("sensitive_ports")
-    @classmethod
-    def _valid_ports(cls, value: list[str | int]) -> list[str | int]:
-        for port in value:
-            parse_port_spec(port)
-        return value
 
     @field_validator("disabled")
     @classmethod
@@ -157,7 +149,7 @@ class RuleSettings(_Model):
 
     def to_options(self) -> RuleOptions:
         ranges: dict[str, list[tuple[int, int]]] = {}
-        for spec in (*DEFAULT_SENSITIVE_PORTS, *self.sensitive_ports):
+        for spec in self.sensitive_ports:
             proto, lo, hi = parse_port_spec(spec)
             ranges.setdefault(proto, []).append((lo, hi))
         trusted = [r for cidr in self.trusted_cidrs for r in cidr_intervals(cidr)]
@@ -167,7 +159,8 @@ class RuleSettings(_Model):
             escalations=tuple(Escalation(tuple(e.namespaces), e.levels) for e in self.escalate),
             settings=CoreRuleSettings(
                 trusted=normalise(trusted),
-                sensitive_ports=PortSet.build({p: normalise(r) for p, r in ranges.items()}, ()),
+                sensitive_ports=SENSITIVE_PORTS
+                | PortSet.build({p: normalise(r) for p, r in ranges.items()}, ()),
             ),
         )
 
