@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import ipaddress
+import itertools
 import json
 import random
 import string
@@ -37,6 +38,7 @@ __all__ = [
     "ServerMeta",
     "annotation_maps",
     "as_served",
+    "cidrs",
     "dns_labels",
     "dns_subdomains",
     "ip_blocks",
@@ -46,12 +48,17 @@ __all__ = [
     "label_values",
     "network_policies",
     "peers",
+    "policies_for_specs",
     "policy_ports",
     "port_names",
     "requirements",
     "rules",
     "server_metas",
     "shuffle_keys",
+    "small_label_selectors",
+    "small_peers",
+    "small_rules",
+    "small_world_policies",
 ]
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -283,6 +290,164 @@ def ip_blocks(draw: st.DrawFn) -> dict[str, Any]:
 
 @functools.cache
 @st.composite
+def cidrs(draw: st.DrawFn, *, splittable: bool = False) -> str:
+    """A canonical IPv4 or IPv6 CIDR; ``splittable``: shorter than a single address."""
+    version = draw(_IP_VERSIONS)
+    bits = 32 if version == 4 else 128
+    network = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    address = draw(st.integers(0, 2**bits - 1))
+    prefix = draw(st.integers(0, bits - 1 if splittable else bits))
+    return str(network((address, prefix), strict=False))
+
+
+SMALL_KEYS = ("a", "b")
+SMALL_VALUES = ("x", "y", "z")
+NAME_LABEL = "kubernetes.io/metadata.name"
+SMALL_NAMESPACES = ("shop", "other")
+
+
+def _small_requirement_list(keys: tuple[str, ...], values: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every ``matchExpressions`` entry over ``keys`` and non-empty subsets of ``values``."""
+    subsets = [
+        list(c) for n in range(1, len(values) + 1) for c in itertools.combinations(values, n)
+    ]
+    out: list[dict[str, Any]] = []
+    for key in keys:
+        out += [
+            {"key": key, "operator": op, "values": v} for op in ("In", "NotIn") for v in subsets
+        ]
+        out += [{"key": key, "operator": op} for op in ("Exists", "DoesNotExist")]
+    return out
+
+
+@functools.cache
+def small_label_selectors(
+    keys: tuple[str, ...] = SMALL_KEYS, values: tuple[str, ...] = SMALL_VALUES
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Selectors over a few keys (``a``, ``b``) and values (``x``, ``y``, ``z``).
+
+    Small enough that every label state that matters can be enumerated (each key absent, one
+    of the values, or one more value), so what a selector selects can be worked out by brute
+    force; dense enough that two draws often overlap, contain or contradict each other.
+    (Three draws a selector, from precomputed pieces: cheap to generate.)
+    """
+    labels = st.sampled_from([{}] + [{k: v} for k in keys for v in values])
+    expressions = st.lists(st.sampled_from(_small_requirement_list(keys, values)), max_size=2)
+
+    def build(parts: tuple[dict[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if parts[0]:
+            out["matchLabels"] = dict(parts[0])
+        if parts[1]:
+            out["matchExpressions"] = copy.deepcopy(parts[1])
+        return out
+
+    return st.tuples(labels, expressions).map(build)
+
+
+_SMALL_CIDRS = (
+    "0.0.0.0/0",
+    "10.0.0.0/8",
+    "10.0.0.0/9",
+    "10.128.0.0/9",
+    "192.168.0.0/16",
+    "::/0",
+    "fc00::/7",
+    "2001:db8::/32",
+)
+
+
+@functools.cache
+@st.composite
+def _small_ip_blocks(draw: st.DrawFn) -> dict[str, Any]:
+    cidr = ipaddress.ip_network(draw(st.sampled_from(_SMALL_CIDRS)))
+    out: dict[str, Any] = {"cidr": str(cidr)}
+    halves: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(cidr.subnets())
+    # Each half, and the first piece of each half 7 bits longer.
+    candidates = [
+        str(piece) for half in halves for piece in (half, next(half.subnets(prefixlen_diff=7)))
+    ]
+    excepts = draw(st.lists(st.sampled_from(candidates), max_size=2, unique=True))
+    if excepts:
+        out["except"] = excepts
+    return out
+
+
+@functools.cache
+@st.composite
+def small_peers(draw: st.DrawFn) -> dict[str, Any]:
+    """A ``from``/``to`` entry of :func:`small_world_policies`."""
+    kind = draw(st.sampled_from(["pod", "namespace", "both", "ip"]))
+    if kind == "ip":
+        return {"ipBlock": draw(_small_ip_blocks())}
+    out: dict[str, Any] = {}
+    if kind in ("pod", "both"):
+        out["podSelector"] = draw(small_label_selectors())
+    if kind in ("namespace", "both"):
+        out["namespaceSelector"] = draw(
+            small_label_selectors(("a", NAME_LABEL), ("x", *SMALL_NAMESPACES))
+        )
+    return out
+
+
+_SMALL_PORTS = st.sampled_from(
+    [
+        {"port": 80},
+        {"port": 443},
+        {"port": 80, "endPort": 443},
+        {"port": 53, "protocol": "UDP"},
+        {"protocol": "UDP"},
+        {"port": "http"},
+        {"port": "dns", "protocol": "UDP"},
+        {"protocol": "SCTP", "port": 7},
+    ]
+)
+
+
+@functools.cache
+@st.composite
+def small_rules(draw: st.DrawFn, peers_field: str) -> dict[str, Any]:
+    """A rule of :func:`small_world_policies` (``peers_field``: ``from`` or ``to``)."""
+    out: dict[str, Any] = {}
+    rule_peers = draw(st.lists(small_peers(), max_size=2))
+    if rule_peers:
+        out[peers_field] = rule_peers
+    rule_ports = draw(st.lists(_SMALL_PORTS, max_size=2).map(_fresh))
+    if rule_ports:
+        out["ports"] = rule_ports
+    return out
+
+
+@functools.cache
+@st.composite
+def small_world_policies(draw: st.DrawFn) -> dict[str, Any]:
+    """Policies in namespace ``shop`` whose selectors all come from a small world.
+
+    Pod selectors use keys ``a``, ``b`` and values ``x``, ``y``, ``z``; namespace selectors
+    key ``a`` and the name label (values ``x``, ``shop``, ``other``); ipBlocks a few CIDRs,
+    their halves and small pieces; ports a few numbers, a range and names. Two draws often
+    overlap, and what a policy allows to any pod of that world can be enumerated.
+    """
+    spec: dict[str, Any] = {
+        "podSelector": draw(small_label_selectors()),
+        "policyTypes": draw(_TYPE_SETS),
+    }
+    ingress = draw(st.lists(small_rules("from"), max_size=2))
+    if ingress:
+        spec["ingress"] = ingress
+    egress = draw(st.lists(small_rules("to"), max_size=2))
+    if egress:
+        spec["egress"] = egress
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "small", "namespace": "shop"},
+        "spec": spec,
+    }
+
+
+@functools.cache
+@st.composite
 def peers(draw: st.DrawFn) -> dict[str, Any]:
     """A ``from``/``to`` entry: an ipBlock, or a pod and/or namespace selector.
 
@@ -373,6 +538,25 @@ def network_policies(draw: st.DrawFn, *, namespaced: bool | None = None) -> dict
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": metadata,
+        "spec": spec,
+    }
+
+
+@functools.cache
+@st.composite
+def policies_for_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid NetworkPolicy like :func:`network_policies`, with only a name and a namespace
+    for metadata: for tests of what the spec means, where labels and annotations are noise
+    (and half the generation cost)."""
+    spec: dict[str, Any] = {}
+    _put(spec, "podSelector", draw(_POD_SELECTOR_FIELD))
+    _put(spec, "ingress", _list_field(draw, rules("from"), max_size=2))
+    _put(spec, "egress", _list_field(draw, rules("to"), max_size=2))
+    _put(spec, "policyTypes", draw(_policy_types()))
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "policy", "namespace": draw(dns_labels())},
         "spec": spec,
     }
 

@@ -1299,15 +1299,6 @@ def test_exposure_and_isolation_together() -> None:
     assert one(d, "traffic-blocked").direction is Direction.ISOLATION
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "driftwatch/semantic/changes.py Flow.describe writes every flow as "
-        "'{direction} to {selected pods} {from|to} {peer}', so an egress flow reads "
-        "'egress to pods app=db in shop to 203.0.113.0/24': the selected pods are the "
-        "source of egress, it should read 'egress from pods app=db in shop to ...'"
-    ),
-)
 def test_egress_flow_messages_say_from_the_selected_pods() -> None:
     d = drift(egress(to([API])), egress(to([API, block("203.0.113.0/24")])))
     assert one(d, "traffic-allowed").message.startswith(f"egress from {TARGET} to 203.0.113.0/24")

@@ -26,6 +26,7 @@ from driftwatch.semantic.ipspace import (
     describe,
     to_cidrs,
 )
+from driftwatch.semantic.model import rules_allowance
 
 __all__ = ["RISK_RULES", "SENSITIVE_PORTS"]
 
@@ -370,7 +371,10 @@ def _ignored_in_git(ctx: RuleContext, direction: str) -> bool:
         return False
     if desired.direction(direction).isolated:
         return False
-    return set(_rules_of(ctx.live, direction)) <= set(_rules_of(ctx.desired, direction))
+    ns = ctx.live.namespace
+    return rules_allowance(_rules_of(ctx.live, direction), ns) == rules_allowance(
+        _rules_of(ctx.desired, direction), ns
+    )
 
 
 def _ignored_rules(ctx: RuleContext) -> Iterator[Hit]:

@@ -34,11 +34,13 @@ class Flow:
         return describe(self.addresses)
 
     def describe(self, verb: str) -> str:
-        """``ingress to pods app=db in prod from 0.0.0.0/0 on TCP 5432 is now allowed``."""
-        prep = "from" if self.direction == INGRESS else "to"
+        """``ingress to pods app=db in prod from 0.0.0.0/0 on TCP 5432 is now allowed``, or
+        ``egress from pods app=db in prod to 10.0.0.0/8 on UDP 53 is now allowed``."""
         on = f"on {self.ports.describe()}"
         target = self.view.describe_target()
-        return f"{self.direction} to {target} {prep} {self.peer_text()} {on} {verb}"
+        if self.direction == INGRESS:
+            return f"ingress to {target} from {self.peer_text()} {on} {verb}"
+        return f"egress from {target} to {self.peer_text()} {on} {verb}"
 
     def to_json(self) -> dict[str, Any]:
         peer: dict[str, Any]

@@ -19,7 +19,7 @@ from driftwatch.semantic import selectors as sel
 from driftwatch.semantic.ipspace import ALL_IPS, IPMap, block_intervals, build_map
 from driftwatch.semantic.ports import PortSet
 
-__all__ = ["DirectionView", "PodPeer", "PolicyView", "view_of"]
+__all__ = ["DirectionView", "PodPeer", "PolicyView", "rules_allowance", "view_of"]
 
 INGRESS, EGRESS = "ingress", "egress"
 
@@ -151,6 +151,14 @@ def _direction(rules: tuple[PolicyRule, ...], isolated: bool, namespace: str) ->
         if rest:
             reduced[pod_peer] = rest
     return DirectionView(True, len(rules), frozenset(reduced.items()), build_map(ips))
+
+
+def rules_allowance(
+    rules: tuple[PolicyRule, ...], namespace: str
+) -> tuple[frozenset[tuple[PodPeer, PortSet]], IPMap]:
+    """What ``rules`` would allow if their direction were isolated (for ignored rules)."""
+    view = _direction(rules, True, namespace)
+    return view.pods, view.ips
 
 
 @functools.lru_cache(maxsize=65536)
