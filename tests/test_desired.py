@@ -474,5 +474,5 @@ def test_redact_scrubs_urls_inside_messages() -> None:
 def test_unusable_cache_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(DesiredStateError, match=r"cannot use the cache directory .*Not a directory"):
+    with pytest.raises(DesiredStateError, match=r"cannot use the cache directory .*Not a dir"):
         load_git(str(tmp_path), cache_dir=blocker / "cache")
