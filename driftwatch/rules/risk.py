@@ -26,7 +26,7 @@ from driftwatch.semantic.ipspace import (
     describe,
     to_cidrs,
 )
-from driftwatch.semantic.model import rules_allowance
+from driftwatch.semantic.model import allows_same, rules_allowance
 
 __all__ = ["RISK_RULES", "SENSITIVE_PORTS"]
 
@@ -372,8 +372,9 @@ def _ignored_in_git(ctx: RuleContext, direction: str) -> bool:
     if desired.direction(direction).isolated:
         return False
     ns = ctx.live.namespace
-    return rules_allowance(_rules_of(ctx.live, direction), ns) == rules_allowance(
-        _rules_of(ctx.desired, direction), ns
+    return allows_same(
+        rules_allowance(_rules_of(ctx.live, direction), ns),
+        rules_allowance(_rules_of(ctx.desired, direction), ns),
     )
 
 

@@ -88,7 +88,9 @@ def _pod_flows(
     direction: str, view: PolicyView, have: DirectionView, other: DirectionView | None
 ) -> list[Flow]:
     out = []
-    for peer, ports in sorted(have.pods, key=lambda item: repr(item[0])):
+    same = other.pods if other is not None else frozenset()
+    for peer, ports in sorted(have.pods - same, key=lambda item: repr(item[0])):
+        # An entry the other side has as it is allows nothing new; only the rest is compared.
         rest = ports - other.pod_allowance(peer) if other is not None else ports
         if rest:
             out.append(Flow(direction, view, rest, pods=peer))

@@ -11,7 +11,7 @@ label; IP peers are an :data:`~driftwatch.semantic.ipspace.IPMap`. An empty
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from driftwatch.policy import NetworkPolicy, Peer, PolicyRule, PolicySpec
 from driftwatch.semantic import intervals as iv
@@ -19,7 +19,7 @@ from driftwatch.semantic import selectors as sel
 from driftwatch.semantic.ipspace import ALL_IPS, IPMap, block_intervals, build_map
 from driftwatch.semantic.ports import PortSet
 
-__all__ = ["DirectionView", "PodPeer", "PolicyView", "rules_allowance", "view_of"]
+__all__ = ["DirectionView", "PodPeer", "PolicyView", "allows_same", "rules_allowance", "view_of"]
 
 INGRESS, EGRESS = "ingress", "egress"
 
@@ -30,8 +30,20 @@ class PodPeer:
 
     namespaces: tuple[sel.Constraint, ...]
     pods: tuple[sel.Constraint, ...]
+    _keys: tuple[frozenset[str], frozenset[str]] = field(
+        init=False, compare=False, repr=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        keys = (frozenset(c.key for c in self.namespaces), frozenset(c.key for c in self.pods))
+        object.__setattr__(self, "_keys", keys)
 
     def contains(self, other: PodPeer) -> bool:
+        # A canonical selector constrains only keys it names, and an unconstrained key admits
+        # every label state: so A can contain B only if B constrains every key A does.
+        mine, theirs = self._keys, other._keys
+        if not (mine[0] <= theirs[0] and mine[1] <= theirs[1]):
+            return False
         return sel.contains(self.namespaces, other.namespaces) and sel.contains(
             self.pods, other.pods
         )
@@ -72,7 +84,10 @@ class DirectionView:
     rules: int
     """How many rules the manifest writes for it (counted even when not isolated)."""
     pods: frozenset[tuple[PodPeer, PortSet]]
-    """Allowed pod peers (merged per peer, subsumed ones dropped); empty when not isolated."""
+    """Allowed pod peers (ports merged per peer); empty when not isolated. A peer that a
+    broader one already allows is kept: equivalence is decided by coverage (``changes``),
+    which costs O(changed peers x peers), not by comparing these sets, which would need an
+    O(peers^2) reduction on every policy."""
     ips: IPMap
     """Allowed addresses and their ports; empty when not isolated."""
 
@@ -140,17 +155,7 @@ def _direction(rules: tuple[PolicyRule, ...], isolated: bool, namespace: str) ->
                 continue
             for piece in _peer_pieces(peer, namespace):
                 pods[piece] = pods.get(piece, PortSet()) | ports
-    # Drop what a broader peer already allows.
-    reduced: dict[PodPeer, PortSet] = {}
-    for pod_peer, ports in pods.items():
-        wider = PortSet()
-        for other, other_ports in pods.items():
-            if other != pod_peer and other.contains(pod_peer):
-                wider = wider | other_ports
-        rest = ports - wider
-        if rest:
-            reduced[pod_peer] = rest
-    return DirectionView(True, len(rules), frozenset(reduced.items()), build_map(ips))
+    return DirectionView(True, len(rules), frozenset(pods.items()), build_map(ips))
 
 
 def rules_allowance(
@@ -159,6 +164,20 @@ def rules_allowance(
     """What ``rules`` would allow if their direction were isolated (for ignored rules)."""
     view = _direction(rules, True, namespace)
     return view.pods, view.ips
+
+
+def allows_same(
+    a: tuple[frozenset[tuple[PodPeer, PortSet]], IPMap],
+    b: tuple[frozenset[tuple[PodPeer, PortSet]], IPMap],
+) -> bool:
+    """Whether two :func:`rules_allowance` results allow exactly the same traffic."""
+    if a[1] != b[1]:
+        return False
+    one = DirectionView(True, 0, a[0], ())
+    two = DirectionView(True, 0, b[0], ())
+    return all(not p - two.pod_allowance(peer) for peer, p in a[0] - b[0]) and all(
+        not p - one.pod_allowance(peer) for peer, p in b[0] - a[0]
+    )
 
 
 @functools.lru_cache(maxsize=65536)
