@@ -14,13 +14,35 @@ from driftwatch.semantic.ports import PortSet
 __all__ = ["explain", "explain_json", "flows_of"]
 
 
+def _pod_flows(view: PolicyView, direction: str) -> list[Flow]:
+    """One flow per pod peer that a broader peer does not already cover, with every port
+    the peer may use (its own and those of the broader peers that contain it).
+
+    Only what a peer adds beyond broader ones would read, alone, as "pods app=x on all ports
+    except TCP 80" when those pods may use 80 too; and a peer with nothing of its own is
+    only noise. Peers that contain each other (equal sets written differently) are one.
+    """
+    entries = sorted(view.direction(direction).pods, key=lambda item: repr(item[0]))
+    flows = []
+    for i, (peer, ports) in enumerate(entries):
+        wider = PortSet()
+        for j, (other, other_ports) in enumerate(entries):
+            if i != j and other.contains(peer) and (j < i or not peer.contains(other)):
+                wider = wider | other_ports
+        if ports - wider:
+            flows.append(Flow(direction, view, ports | wider, pods=peer))
+    return flows
+
+
 def flows_of(view: PolicyView, direction: str) -> list[Flow]:
-    """The allowances of one direction as flows (pod peers first, then address ranges)."""
+    """The allowances of one direction as flows (pod peers first, then address ranges).
+
+    Each flow carries every port its peer may use, as each address range does (see
+    :func:`_pod_flows`); explaining one policy is not on a hot path, so the peer-by-peer
+    comparison is done here whether or not the model already dropped subsumed peers.
+    """
     d = view.direction(direction)
-    flows = [
-        Flow(direction, view, ports, pods=peer)
-        for peer, ports in sorted(d.pods, key=lambda item: repr(item[0]))
-    ]
+    flows = _pod_flows(view, direction)
     by_ports: dict[PortSet, list[tuple[int, int]]] = {}
     for lo, hi, ports in d.ips:
         by_ports.setdefault(ports, []).append((lo, hi))
