@@ -8,6 +8,7 @@ runs of equal port sets), so two policies allow the same IP traffic iff their ma
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 from collections.abc import Iterable
@@ -43,12 +44,14 @@ ALL_IPS: iv.Intervals = ((0, V6_OFFSET + (1 << 128) - 1),)
 IPMap = tuple[tuple[int, int, PortSet], ...]
 
 
+@functools.lru_cache(maxsize=16384)
 def cidr_intervals(cidr: str) -> iv.Intervals:
     net = ipaddress.ip_network(cidr, strict=False)
     base = 0 if net.version == 4 else V6_OFFSET
     return ((base + int(net.network_address), base + int(net.broadcast_address)),)
 
 
+@functools.lru_cache(maxsize=16384)
 def block_intervals(block: IPBlock) -> iv.Intervals:
     """The addresses an ipBlock admits: its CIDR minus every except."""
     excepts = iv.normalise(r for e in block.excepts for r in cidr_intervals(e))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from driftwatch.policy import NetworkPolicy, Peer, PolicyRule, PolicySpec
+from driftwatch.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule, PolicySpec
 from driftwatch.semantic import intervals as iv
 from driftwatch.semantic import selectors as sel
 from driftwatch.semantic.ipspace import ALL_IPS, IPMap, block_intervals, build_map
@@ -123,19 +123,25 @@ class PolicyView:
         return f"pods {sel.describe(self.target)} in {self.namespace}"
 
 
-def _peer_pieces(peer: Peer, namespace: str) -> list[PodPeer]:
+@functools.lru_cache(maxsize=16384)
+def _peer_pieces(peer: Peer, namespace: str) -> tuple[PodPeer, ...]:
     ns: sel.Sel
     if peer.namespace_selector is None:
         ns = sel.name_selector(namespace)
     else:
         ns = sel.canonical(peer.namespace_selector)
     pods = () if peer.pod_selector is None else sel.canonical(peer.pod_selector)
-    return [
+    return tuple(
         PodPeer(n, p)
         for n in sel.split_in(ns)
         for p in sel.split_in(pods)
         if n is not None and p is not None
-    ]
+    )
+
+
+@functools.lru_cache(maxsize=16384)
+def _ports_of(ports: tuple[PolicyPort, ...]) -> PortSet:
+    return PortSet.of(ports)
 
 
 def _direction(rules: tuple[PolicyRule, ...], isolated: bool, namespace: str) -> DirectionView:
@@ -144,7 +150,7 @@ def _direction(rules: tuple[PolicyRule, ...], isolated: bool, namespace: str) ->
     pods: dict[PodPeer, PortSet] = {}
     ips: list[tuple[iv.Intervals, PortSet]] = []
     for rule in rules:
-        ports = PortSet.of(rule.ports)
+        ports = _ports_of(rule.ports)
         if not rule.peers:
             pods[EVERY_POD] = pods.get(EVERY_POD, PortSet()) | ports
             ips.append((ALL_IPS, ports))

@@ -9,6 +9,7 @@ or every value but a finite set, ``notin``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from driftwatch.policy import LabelSelector
@@ -83,6 +84,7 @@ Sel = tuple[Constraint, ...] | None
 """A canonical selector: constraints sorted by key; ``()`` selects everything, ``None`` nothing."""
 
 
+@functools.lru_cache(maxsize=16384)
 def canonical(selector: LabelSelector) -> Sel:
     by_key: dict[str, Constraint] = {}
 
