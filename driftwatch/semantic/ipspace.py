@@ -150,14 +150,20 @@ def _address(n: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 def to_cidrs(ranges: iv.Intervals) -> list[str]:
+    return list(_cidrs(ranges))
+
+
+@functools.lru_cache(maxsize=16384)
+def _cidrs(ranges: iv.Intervals) -> tuple[str, ...]:
     out: list[str] = []
     for lo, hi in ranges:
         for part in iv.intersect(((lo, hi),), (*ALL_V4, *ALL_V6)):
             first, last = _address(part[0]), _address(part[1])
             out.extend(str(n) for n in ipaddress.summarize_address_range(first, last))
-    return out
+    return tuple(out)
 
 
+@functools.lru_cache(maxsize=16384)
 def describe(ranges: iv.Intervals, *, limit: int = 6) -> str:
     """``0.0.0.0/0``, ``every IPv4 address except 10.0.0.0/8``, or a list of CIDRs."""
     parts: list[str] = []
