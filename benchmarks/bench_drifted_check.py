@@ -31,9 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from benchmarks.generate import _as_served, _policy
+from benchmarks.generate import _as_served, _policy, write_state
 from driftwatch.cli.output import render_json
 from driftwatch.desired import load_path
 from driftwatch.drift import compare_all
@@ -124,17 +122,7 @@ def generate_drifted(
             )
         counts[name] += 1
         live.append(served)
-    for ns, items in by_ns.items():
-        with (desired_dir / f"{ns}.yaml").open("w") as fh:
-            yaml.safe_dump_all(items, fh, sort_keys=False)
-    doc = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": live}
-    live_path = root / f"live.{live_format}"
-    with live_path.open("w") as fh:
-        if live_format == "json":
-            json.dump(doc, fh, indent=4)
-        else:
-            yaml.safe_dump(doc, fh, sort_keys=True)
-    return desired_dir, live_path, counts
+    return desired_dir, write_state(root, by_ns, live, live_format), counts
 
 
 def _median_run(cmd: list[str], repeat: int) -> tuple[float, list[float], int, bytes]:

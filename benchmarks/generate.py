@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["generate"]
+__all__ = ["generate", "write_state"]
 
 
 def _policy(rng: random.Random, ns: str, i: int, rules: int = 2, peers: int = 2) -> dict[str, Any]:
@@ -124,6 +124,19 @@ def generate(
         live.append(served)
     for j in range(drifts // 3):  # unmanaged
         live.append(_as_served(_policy(rng, "rogue", 100_000 + j), 900_000 + j))
+    return desired_dir, write_state(root, by_ns, live, live_format)
+
+
+def write_state(
+    root: Path,
+    by_ns: dict[str, list[dict[str, Any]]],
+    live: list[dict[str, Any]],
+    live_format: str,
+) -> Path:
+    """Write ``root/desired/<ns>.yaml`` and the live ``List`` (as kubectl prints it); the
+    live file's path."""
+    desired_dir = root / "desired"
+    desired_dir.mkdir(parents=True, exist_ok=True)
     for ns, items in by_ns.items():
         with (desired_dir / f"{ns}.yaml").open("w") as fh:
             yaml.safe_dump_all(items, fh, sort_keys=False)
@@ -134,4 +147,4 @@ def generate(
             json.dump(doc, fh, indent=4)
         else:
             yaml.safe_dump(doc, fh, sort_keys=True)
-    return desired_dir, live_path
+    return live_path

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from driftwatch.policy import PolicyError, parse_policy
 from driftwatch.sandbox.errors import FieldCause, bad_request, invalid
+from driftwatch.sandbox.metadata import META_ORDER
 from driftwatch.sandbox.resources import ResourceType
 
 __all__ = ["NAMESPACE_NAME_LABEL", "Prepared", "prepare"]
@@ -26,25 +27,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 
 _TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
-_META_FIELDS = frozenset(
-    {
-        "name",
-        "generateName",
-        "namespace",
-        "selfLink",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "labels",
-        "annotations",
-        "ownerReferences",
-        "finalizers",
-        "managedFields",
-    }
-)
+_META_FIELDS = frozenset(META_ORDER)
 _MAP_FIELDS = frozenset({"labels", "annotations", "matchLabels", "nodeSelector"})
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
