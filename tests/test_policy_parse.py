@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -1586,3 +1590,33 @@ def test_every_object_meta_field_the_server_writes_is_accepted() -> None:
         }
     )
     assert_same(git({}), obj)
+
+
+def test_a_policy_sent_to_another_process_hashes_there_afresh() -> None:
+    """Hashes are cached on the values (they key the model's caches), but a string's hash
+    differs between processes: a pickled policy (as the desired-state workers send them)
+    must carry no cached hash, or lookups in the receiving process would miss."""
+    policy = parse_policy(git_doc())
+    hash(policy)
+    hash(policy.spec)
+    copied = pickle.loads(pickle.dumps(policy))  # noqa: S301 - our own bytes
+    assert copied == policy
+    assert copied._hash is None
+    assert copied.spec._hash is None
+    assert hash(copied) == hash(policy)
+    # In a process with another hash seed, the unpickled policy and the same document
+    # parsed there must find each other in a dict.
+    script = (
+        "import json, pickle, sys\n"
+        "from driftwatch.policy import parse_policy\n"
+        "sent = pickle.loads(bytes.fromhex(sys.argv[1]))\n"
+        "fresh = parse_policy(json.loads(sys.argv[2]))\n"
+        "print(fresh in {sent: 1}, fresh.spec in {sent.spec: 1})\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, pickle.dumps(policy).hex(), json.dumps(git_doc())],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert out.stdout.split() == [b"True", b"True"]

@@ -777,3 +777,23 @@ def test_added_flows_cover_what_the_live_side_gains(
             shown = _flows_allow_address(change.added, direction, text)
             assert shown.covers(allowed - before)
             assert allowed.covers(shown)
+
+
+@PROPERTIES
+@given(SMALL_POLICIES, SMALL_POLICIES)
+def test_indexed_peer_lookups_equal_a_scan_of_every_peer(
+    a: NetworkPolicy, b: NetworkPolicy
+) -> None:
+    """The pin indexes that make coverage queries fast find exactly what a full scan finds."""
+    for direction in DIRECTIONS:
+        mine = view_of(a).direction(direction)
+        for peer, ports in view_of(b).direction(direction).pods:
+            containing = {e for e in mine.pods if e[0].contains(peer)}
+            contained = {e for e in mine.pods if peer.contains(e[0])}
+            assert set(mine.containing(peer)) == containing
+            assert set(mine.contained(peer)) == contained
+            allowed = NO_PORTS
+            for _, p in containing:
+                allowed = allowed | p
+            assert mine.uncovered(peer, ports) == ports - allowed
+            assert mine.pod_allowance(peer) == allowed

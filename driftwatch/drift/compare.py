@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from collections.abc import Mapping
 
+from driftwatch.drift.diff import unified_diff
 from driftwatch.drift.ignore import IgnoreRules
 from driftwatch.drift.model import Drift, Report
-from driftwatch.policy import NetworkPolicy, PolicyKey, to_yaml
+from driftwatch.policy import NetworkPolicy, PolicyKey
 from driftwatch.rules import RuleContext, RuleEngine, Status, max_severity
 
 __all__ = ["compare", "compare_all", "status_of", "unified_diff"]
@@ -26,13 +26,6 @@ def status_of(desired: NetworkPolicy | None, live: NetworkPolicy | None) -> Stat
     return Status.IN_SYNC if desired == live else Status.MODIFIED
 
 
-def unified_diff(desired: NetworkPolicy | None, live: NetworkPolicy | None) -> str:
-    """Unified diff of the canonical YAML, desired first; an absent side is empty."""
-    a = to_yaml(desired).splitlines(keepends=True) if desired is not None else []
-    b = to_yaml(live).splitlines(keepends=True) if live is not None else []
-    return "".join(difflib.unified_diff(a, b, "desired", "live", n=3))
-
-
 def compare(
     key: PolicyKey,
     desired: NetworkPolicy | None,
@@ -44,9 +37,7 @@ def compare(
     if status is Status.IN_SYNC:
         return Drift(key, status, desired, live, "", (), None)
     findings = engine.evaluate(RuleContext(key, status, desired, live))
-    return Drift(
-        key, status, desired, live, unified_diff(desired, live), findings, max_severity(findings)
-    )
+    return Drift(key, status, desired, live, None, findings, max_severity(findings))
 
 
 def compare_all(

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from driftwatch.drift.diff import unified_diff
 from driftwatch.policy import NetworkPolicy, PolicyKey, Provenance
 from driftwatch.rules import Finding, Severity, Status
 
@@ -20,9 +21,25 @@ class Drift:
     status: Status
     desired: NetworkPolicy | None
     live: NetworkPolicy | None
-    diff: str
+    _diff: str | None
+    """The unified diff, or None to render it when first asked for (see :attr:`diff`)."""
     findings: tuple[Finding, ...]
     severity: Severity | None
+
+    @property
+    def diff(self) -> str:
+        """Unified diff of the canonical YAML, desired first (empty when in sync).
+
+        Rendered on first use: the daemon re-evaluates drifts far more often than it
+        shows them, and rendering two large policies costs more than classifying them.
+        """
+        text = self._diff
+        if text is None:
+            text = (
+                unified_diff(self.desired, self.live) if self.status is not Status.IN_SYNC else ""
+            )
+            object.__setattr__(self, "_diff", text)
+        return text
 
     @property
     def source(self) -> Provenance | None:

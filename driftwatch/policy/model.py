@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from driftwatch.policy.hashing import cached_hash
+
 __all__ = [
     "DEFAULT_CLUSTER",
     "EGRESS",
@@ -82,6 +84,7 @@ class LiveOrigin:
         return f"changed by {who}{how}{when}"
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class Requirement:
     """One ``matchExpressions`` entry."""
@@ -89,6 +92,7 @@ class Requirement:
     key: str
     operator: Operator
     values: tuple[str, ...] = ()
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         if self.operator == "In":
@@ -100,12 +104,14 @@ class Requirement:
         return self.key not in labels
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class LabelSelector:
     """A Kubernetes label selector; ``matchLabels`` sorted, the rest as written."""
 
     match_labels: tuple[tuple[str, str], ...] = ()
     match_expressions: tuple[Requirement, ...] = ()
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_empty(self) -> bool:
@@ -130,14 +136,17 @@ class LabelSelector:
         return ",".join(parts)
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class IPBlock:
     """``ipBlock``: a CIDR minus its ``except`` entries (strings as written)."""
 
     cidr: str
     excepts: tuple[str, ...] = ()
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class Peer:
     """One ``from``/``to`` entry: selectors, or an ipBlock, never both."""
@@ -145,8 +154,10 @@ class Peer:
     pod_selector: LabelSelector | None = None
     namespace_selector: LabelSelector | None = None
     ip_block: IPBlock | None = None
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class PolicyPort:
     """One ``ports`` entry; ``protocol`` defaulted to TCP, ``port`` a number or a name."""
@@ -154,16 +165,20 @@ class PolicyPort:
     protocol: str = "TCP"
     port: int | str | None = None
     end_port: int | None = None
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class PolicyRule:
     """One ingress or egress rule. Empty ``peers`` = all peers; empty ``ports`` = all ports."""
 
     peers: tuple[Peer, ...] = ()
     ports: tuple[PolicyPort, ...] = ()
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class PolicySpec:
     """``spec`` with the API defaults applied."""
@@ -172,8 +187,10 @@ class PolicySpec:
     policy_types: tuple[PolicyType, ...] = (INGRESS,)
     ingress: tuple[PolicyRule, ...] = ()
     egress: tuple[PolicyRule, ...] = ()
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class NetworkPolicy:
     """A normalised policy. ``source`` and ``origin`` ride along but never take part in ``==``."""
@@ -185,6 +202,7 @@ class NetworkPolicy:
     annotations: tuple[tuple[str, str], ...] = ()
     source: Provenance | None = field(default=None, compare=False)
     origin: LiveOrigin | None = field(default=None, compare=False)
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def key(self, cluster: str = DEFAULT_CLUSTER) -> PolicyKey:
         return PolicyKey(cluster, self.namespace, self.name)

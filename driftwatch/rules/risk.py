@@ -203,12 +203,12 @@ def _broadened(ctx: RuleContext) -> Iterator[Hit]:
             if flow.pods is None:
                 continue
             narrower = [
-                peer
-                for peer, ports in desired.direction(direction).pods
-                if peer != flow.pods and flow.pods.contains(peer) and ports & flow.ports
+                peer.describe(desired.namespace)
+                for peer, ports in desired.direction(direction).contained(flow.pods)
+                if peer != flow.pods and ports & flow.ports
             ]
             if narrower:
-                was = narrower[0].describe(desired.namespace)
+                was = min(narrower)
                 hit = _flow_hit(flow)
                 hits.append(
                     Hit(
@@ -229,7 +229,9 @@ def _ports_widened(ctx: RuleContext) -> Iterator[Hit]:
         mine = desired.direction(direction)
         for flow in _added(ctx, direction):
             if flow.pods is not None:
-                existed = any(peer.contains(flow.pods) for peer, _ in mine.pods)
+                existed = bool(mine.ports_for(flow.pods)) or (
+                    next(mine.containing(flow.pods), None) is not None
+                )
                 world = False
             else:
                 existed = any(iv.intersect(flow.addresses, ((lo, hi),)) for lo, hi, _ in mine.ips)

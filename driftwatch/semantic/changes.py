@@ -91,7 +91,7 @@ def _pod_flows(
     same = other.pods if other is not None else frozenset()
     for peer, ports in sorted(have.pods - same, key=lambda item: repr(item[0])):
         # An entry the other side has as it is allows nothing new; only the rest is compared.
-        rest = ports - other.pod_allowance(peer) if other is not None else ports
+        rest = other.uncovered(peer, ports) if other is not None else ports
         if rest:
             out.append(Flow(direction, view, rest, pods=peer))
     return out

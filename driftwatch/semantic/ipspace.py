@@ -107,26 +107,26 @@ def _append(out: list[tuple[int, int, PortSet]], lo: int, hi: int, ports: PortSe
         out.append((lo, hi, ports))
 
 
-def _ports_at(m: IPMap, lo: int, hi: int) -> PortSet:
-    """The ports of ``m`` on ``[lo, hi]``, which must lie inside one run or outside all."""
-    for a, b, ports in m:
-        if a <= lo and hi <= b:
-            return ports
-        if a > hi:
-            break
-    return NO_PORTS
-
-
 def subtract_maps(a: IPMap, b: IPMap) -> IPMap:
-    """What ``a`` allows that ``b`` does not."""
+    """What ``a`` allows that ``b`` does not (one merge pass over both maps)."""
     if not b or not a:
         return a
-    cuts = sorted({x for lo, hi, _ in (*a, *b) for x in (lo, hi + 1)})
+    if a == b:
+        return ()
     out: list[tuple[int, int, PortSet]] = []
-    for start, stop in itertools.pairwise(cuts):
-        ports = _ports_at(a, start, stop - 1)
-        if ports:
-            _append(out, start, stop - 1, ports - _ports_at(b, start, stop - 1))
+    k, nb = 0, len(b)
+    for lo, hi, ports in a:
+        cur = lo
+        while cur <= hi:
+            while k < nb and b[k][1] < cur:
+                k += 1
+            if k < nb and b[k][0] <= cur:  # a run of b covers cur: subtract its ports
+                end = min(b[k][1], hi)
+                _append(out, cur, end, ports - b[k][2])
+            else:  # a gap in b up to its next run
+                end = min(b[k][0] - 1, hi) if k < nb else hi
+                _append(out, cur, end, ports)
+            cur = end + 1
     return tuple(out)
 
 

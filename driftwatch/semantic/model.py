@@ -11,19 +11,24 @@ label; IP peers are an :data:`~driftwatch.semantic.ipspace.IPMap`. An empty
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from driftwatch.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule, PolicySpec
+from driftwatch.policy.hashing import cached_hash
 from driftwatch.semantic import intervals as iv
 from driftwatch.semantic import selectors as sel
 from driftwatch.semantic.ipspace import ALL_IPS, IPMap, block_intervals, build_map
-from driftwatch.semantic.ports import PortSet
+from driftwatch.semantic.ports import NO_PORTS, PortSet
 
 __all__ = ["DirectionView", "PodPeer", "PolicyView", "allows_same", "rules_allowance", "view_of"]
 
 INGRESS, EGRESS = "ingress", "egress"
 
+Pin = tuple[int, str, str]
 
+
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class PodPeer:
     """Pods matching ``pods`` in namespaces matching ``namespaces`` (canonical selectors)."""
@@ -33,10 +38,33 @@ class PodPeer:
     _keys: tuple[frozenset[str], frozenset[str]] = field(
         init=False, compare=False, repr=False, hash=False
     )
+    _pins: frozenset[Pin] = field(init=False, compare=False, repr=False, hash=False)
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         keys = (frozenset(c.key for c in self.namespaces), frozenset(c.key for c in self.pods))
         object.__setattr__(self, "_keys", keys)
+        pins = [
+            (side, c.key, next(iter(c.values)))
+            for side, constraints in enumerate((self.namespaces, self.pods))
+            for c in constraints
+            if c.finite and not c.absent_ok and len(c.values) == 1
+        ]
+        object.__setattr__(self, "_pins", frozenset(pins))
+
+    @property
+    def keys(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The label keys constrained on namespaces and on pods."""
+        return self._keys
+
+    @property
+    def pins(self) -> frozenset[Pin]:
+        """The ``key=value`` constraints, as ``(0 namespaces | 1 pods, key, value)``.
+
+        If A contains B, every pin of A is a pin of B (B must match a subset of A's
+        one value); the indexes of :class:`DirectionView` rest on that.
+        """
+        return self._pins
 
     def contains(self, other: PodPeer) -> bool:
         # A canonical selector constrains only keys it names, and an unconstrained key admits
@@ -75,6 +103,32 @@ class PodPeer:
 EVERY_POD = PodPeer((), ())
 
 
+Entry = tuple[PodPeer, PortSet]
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexes:
+    """Lookups over a direction's pod entries, so containment queries visit only entries
+    that can match (see :attr:`PodPeer.pins`) instead of every peer."""
+
+    by_peer: dict[PodPeer, PortSet]
+    anchored: dict[Pin | None, list[Entry]]
+    """Each entry under one of its pins (its smallest; ``None`` when it has none)."""
+    pinned: dict[Pin, list[Entry]]
+    """Each entry under every one of its pins."""
+
+    @staticmethod
+    def of(entries: frozenset[Entry]) -> _Indexes:
+        out = _Indexes({}, {}, {})
+        for entry in entries:
+            peer = entry[0]
+            out.by_peer[peer] = entry[1]
+            out.anchored.setdefault(min(peer.pins, default=None), []).append(entry)
+            for pin in peer.pins:
+                out.pinned.setdefault(pin, []).append(entry)
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class DirectionView:
     """One direction of one policy."""
@@ -90,17 +144,61 @@ class DirectionView:
     O(peers^2) reduction on every policy."""
     ips: IPMap
     """Allowed addresses and their ports; empty when not isolated."""
+    _indexes: _Indexes | None = field(
+        default=None, init=False, compare=False, repr=False, hash=False
+    )
+
+    def _idx(self) -> _Indexes:
+        # Built on first use: most views are only compared whole, never queried.
+        indexes = self._indexes
+        if indexes is None:
+            indexes = _Indexes.of(self.pods)
+            object.__setattr__(self, "_indexes", indexes)
+        return indexes
 
     @property
     def deny_all(self) -> bool:
         return self.isolated and not self.pods and not self.ips
 
+    def ports_for(self, peer: PodPeer) -> PortSet:
+        """The ports this peer is written with here (nothing if it is not written as is)."""
+        return self._idx().by_peer.get(peer, NO_PORTS)
+
+    def containing(self, peer: PodPeer) -> Iterator[tuple[PodPeer, PortSet]]:
+        """Entries whose peer contains every pod of ``peer`` (``peer`` itself included)."""
+        # A container's pins are all pins of ``peer``: so is its anchor.
+        anchored = self._idx().anchored
+        for anchor in (None, *peer.pins):
+            for entry in anchored.get(anchor, ()):
+                if entry[0].contains(peer):
+                    yield entry
+
+    def contained(self, peer: PodPeer) -> Iterator[tuple[PodPeer, PortSet]]:
+        """Entries whose peer is contained in ``peer`` (``peer`` itself included)."""
+        # Each of them has every pin of ``peer``: the smallest list of one pin suffices.
+        pinned = self._idx().pinned
+        lists = [pinned.get(pin, []) for pin in peer.pins]
+        candidates = min(lists, key=len) if lists else self.pods
+        for entry in candidates:
+            if peer.contains(entry[0]):
+                yield entry
+
+    def uncovered(self, peer: PodPeer, ports: PortSet) -> PortSet:
+        """The part of ``ports`` to every pod of ``peer`` that this direction does not allow."""
+        rest = ports - self.ports_for(peer)
+        if not rest:
+            return rest
+        for _, allowed in self.containing(peer):
+            rest = rest - allowed
+            if not rest:
+                break
+        return rest
+
     def pod_allowance(self, peer: PodPeer) -> PortSet:
         """The ports this direction allows to every pod of ``peer``."""
         out = PortSet()
-        for other, ports in self.pods:
-            if other.contains(peer):
-                out = out | ports
+        for _, ports in self.containing(peer):
+            out = out | ports
         return out
 
 

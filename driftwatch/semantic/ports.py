@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from driftwatch.policy import PolicyPort
+from driftwatch.policy.hashing import cached_hash
 from driftwatch.semantic import intervals as iv
 
 __all__ = ["ALL_PORTS", "NO_PORTS", "PROTOCOLS", "PortSet"]
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 _FULL: iv.Intervals = ((1, 65535),)
+_ALL_RANGES = tuple((p, _FULL) for p in PROTOCOLS)
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class PortSet:
     """Canonical: protocols in fixed order, merged ranges, names only where not implied.
@@ -25,6 +28,7 @@ class PortSet:
 
     ranges: tuple[tuple[str, iv.Intervals], ...] = ()
     names: frozenset[tuple[str, str]] = frozenset()
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @staticmethod
     def build(ranges: dict[str, iv.Intervals], names: Iterable[tuple[str, str]]) -> PortSet:
@@ -70,6 +74,8 @@ class PortSet:
     def __sub__(self, other: PortSet) -> PortSet:
         if not other or not self:
             return self
+        if self == other or other.ranges == _ALL_RANGES:
+            return NO_PORTS
         a, b = self._map(), other._map()
         full = {p for p, r in other.ranges if r == _FULL}
         return PortSet.build(

@@ -10,9 +10,10 @@ or every value but a finite set, ``notin``).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from driftwatch.policy import LabelSelector
+from driftwatch.policy.hashing import cached_hash
 
 __all__ = [
     "NAME_LABEL",
@@ -29,6 +30,7 @@ NAME_LABEL = "kubernetes.io/metadata.name"
 """The label the API server puts on every namespace (Kubernetes 1.21+), immutable."""
 
 
+@cached_hash
 @dataclass(frozen=True, slots=True)
 class Constraint:
     """What one key may be. ``finite``: values are exactly ``values`` (else: all but them)."""
@@ -37,6 +39,7 @@ class Constraint:
     absent_ok: bool
     finite: bool
     values: frozenset[str]
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
