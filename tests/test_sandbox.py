@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ParamSpec
@@ -23,6 +22,7 @@ import pytest
 from kubernetes_asyncio import client, config, watch
 
 from driftwatch.sandbox import DEFAULT_TOKEN, Sandbox, SeedError
+from tests.aio import async_test
 
 P = ParamSpec("P")
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,17 +35,6 @@ ALIAS_BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
     f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n"
     for p, c in zip("abcdefgh", "bcdefghi", strict=True)
 )
-
-
-def async_test(fn: Callable[P, Awaitable[None]]) -> Callable[P, None]:
-    @functools.wraps(fn)
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        async def bounded() -> None:
-            await asyncio.wait_for(fn(*args, **kwargs), timeout=20)
-
-        asyncio.run(bounded())
-
-    return run
 
 
 def np_body(name: str, ns: str = "shop", app: str | None = None, **meta: Any) -> dict[str, Any]:

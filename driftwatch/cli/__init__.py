@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from driftwatch import __version__
-from driftwatch.cli import catalogue, check
+from driftwatch.cli import catalogue, check, demo, run, sandbox
 
 __all__ = ["main"]
 
@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"driftwatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check.add_parser(commands)
+    run.add_parser(commands)
+    demo.add_parser(commands)
+    sandbox.add_parser(commands)
     catalogue.add_parsers(commands)
     return parser
 

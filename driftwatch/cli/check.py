@@ -18,7 +18,7 @@ from typing import Any
 from driftwatch.cli.output import render_json, render_text
 from driftwatch.desired import DesiredState, DesiredStateError, load_git, load_path
 from driftwatch.drift import compare_all
-from driftwatch.live import LiveSnapshotError, load_snapshot
+from driftwatch.live import LiveError, LiveSnapshotError, load_snapshot
 from driftwatch.policy import NetworkPolicy
 from driftwatch.rules import RuleEngine, Severity
 from driftwatch.settings import Settings, SettingsError, load_settings
@@ -45,8 +45,19 @@ def add_parser(commands: Any) -> None:
         "--live",
         metavar="PATH",
         type=Path,
-        required=True,
         help="output of `kubectl get networkpolicies -A -o yaml|json`, or a directory of them",
+    )
+    p.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        type=Path,
+        help="read the live state from the cluster of this kubeconfig (instead of --live)",
+    )
+    p.add_argument(
+        "--live-context",
+        metavar="CTX",
+        help="read the live state from this kubeconfig context (default kubeconfig: "
+        "$KUBECONFIG or ~/.kube/config)",
     )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument(
@@ -99,6 +110,25 @@ def _workers() -> Iterator[Executor | None]:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _live_source_error(args: argparse.Namespace) -> str | None:
+    """--live, or the cluster (--kubeconfig and/or --live-context): exactly one source."""
+    cluster = args.kubeconfig is not None or args.live_context is not None
+    if args.live is not None and cluster:
+        return "--live and --kubeconfig/--live-context are alternatives: give one of them"
+    if args.live is None and not cluster:
+        return "one of --live, --kubeconfig or --live-context is required"
+    return None
+
+
+def _live(args: argparse.Namespace, namespace: str) -> dict[tuple[str, str], NetworkPolicy]:
+    if args.live is not None:
+        return load_snapshot(args.live, default_namespace=namespace)
+    # Imported here: kubernetes_asyncio takes a second to load, which --live never needs.
+    from driftwatch.live.cluster import load_cluster
+
+    return load_cluster(args.kubeconfig, args.live_context, default_namespace=namespace)
+
+
 def _load(
     args: argparse.Namespace, namespace: str
 ) -> tuple[DesiredState, dict[tuple[str, str], NetworkPolicy]]:
@@ -107,7 +137,7 @@ def _load(
         raise DesiredStateError("--ref and --path go with --desired-git")
     with _workers() as pool, ThreadPoolExecutor(1) as thread:
         desired = thread.submit(_desired, args, namespace, pool)
-        live = load_snapshot(args.live, default_namespace=namespace)
+        live = _live(args, namespace)
         return desired.result(), live
 
 
@@ -118,11 +148,14 @@ def _colour(stream: Any) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    source_error = _live_source_error(args)
+    if source_error is not None:
+        return _fail(source_error)
     try:
         settings = load_settings(args.config) if args.config is not None else Settings()
         namespace = args.default_namespace or settings.default_namespace
         desired, live = _load(args, namespace)
-    except (SettingsError, DesiredStateError, LiveSnapshotError) as e:
+    except (SettingsError, DesiredStateError, LiveSnapshotError, LiveError) as e:
         return _fail(str(e).replace("\n", "; "))
     except OSError as e:
         # What the loaders do not report themselves (an unusable cache or temporary

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from driftwatch.drift import Drift, Report
-from driftwatch.policy import LiveOrigin, Provenance
+from driftwatch.drift import Report, drift_json
 from driftwatch.rules import Severity, Status
 
 __all__ = ["SCHEMA_STATUSES", "render_json", "render_text", "report_json"]
@@ -24,32 +23,6 @@ _COLOURS = {
     Severity.INFO: "\033[2m",
 }
 _RESET = "\033[0m"
-
-
-def source_json(source: Provenance | None) -> dict[str, Any] | None:
-    if source is None:
-        return None
-    return {"path": source.path, "line": source.line, "commit": source.commit}
-
-
-def origin_json(origin: LiveOrigin | None) -> dict[str, Any] | None:
-    if origin is None or origin.manager is None:
-        return None
-    return {"manager": origin.manager, "operation": origin.operation, "time": origin.time}
-
-
-def drift_json(drift: Drift) -> dict[str, Any]:
-    return {
-        "cluster": drift.key.cluster,
-        "namespace": drift.key.namespace,
-        "name": drift.key.name,
-        "status": str(drift.status),
-        "severity": None if drift.severity is None else str(drift.severity),
-        "findings": [f.to_json() for f in drift.findings],
-        "diff": drift.diff,
-        "desired_source": source_json(drift.source),
-        "live_change": origin_json(drift.live.origin if drift.live is not None else None),
-    }
 
 
 def report_json(report: Report) -> dict[str, Any]:

@@ -4,17 +4,28 @@ Pure code: no I/O, no event loop.
 """
 
 from driftwatch.drift.compare import compare, compare_all, status_of, unified_diff
+from driftwatch.drift.events import DriftEvent, EventKind, ResolveReason
 from driftwatch.drift.ignore import IGNORE_ANNOTATION, IgnoreRules, PolicyMatcher
 from driftwatch.drift.model import Drift, Report
+from driftwatch.drift.payload import drift_json, event_json, origin_json, source_json
+from driftwatch.drift.tracker import DriftTracker
 
 __all__ = [
     "IGNORE_ANNOTATION",
     "Drift",
+    "DriftEvent",
+    "DriftTracker",
+    "EventKind",
     "IgnoreRules",
     "PolicyMatcher",
     "Report",
+    "ResolveReason",
     "compare",
     "compare_all",
+    "drift_json",
+    "event_json",
+    "origin_json",
+    "source_json",
     "status_of",
     "unified_diff",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from driftwatch.drift.diff import unified_diff
 from driftwatch.policy import NetworkPolicy, PolicyKey, Provenance
@@ -21,8 +21,9 @@ class Drift:
     status: Status
     desired: NetworkPolicy | None
     live: NetworkPolicy | None
-    _diff: str | None
-    """The unified diff, or None to render it when first asked for (see :attr:`diff`)."""
+    _diff: str | None = field(compare=False)
+    """The unified diff, or None to render it when first asked for (see :attr:`diff`);
+    not compared (it follows from the two sides)."""
     findings: tuple[Finding, ...]
     severity: Severity | None
 

@@ -1,14 +1,46 @@
 """The configuration file: schema, loading and validation with file:line:field errors."""
 
-from driftwatch.settings.load import SettingsError, load_settings, parse_settings
-from driftwatch.settings.models import IgnoreSettings, PolicyIgnore, RuleSettings, Settings
+from driftwatch.settings.durations import Duration, at_least, format_duration, parse_duration
+from driftwatch.settings.links import check_link_template, render_link
+from driftwatch.settings.load import (
+    SettingsError,
+    expand_environment,
+    load_settings,
+    parse_settings,
+    require_desired,
+)
+from driftwatch.settings.models import (
+    ClusterSettings,
+    DesiredSettings,
+    GitDesiredSettings,
+    IgnoreSettings,
+    LogSettings,
+    PolicyIgnore,
+    RuleSettings,
+    Settings,
+)
+from driftwatch.settings.secrets import LoadContext, secret_values
 
 __all__ = [
+    "ClusterSettings",
+    "DesiredSettings",
+    "Duration",
+    "GitDesiredSettings",
     "IgnoreSettings",
+    "LoadContext",
+    "LogSettings",
     "PolicyIgnore",
     "RuleSettings",
     "Settings",
     "SettingsError",
+    "at_least",
+    "check_link_template",
+    "expand_environment",
+    "format_duration",
     "load_settings",
+    "parse_duration",
     "parse_settings",
+    "render_link",
+    "require_desired",
+    "secret_values",
 ]

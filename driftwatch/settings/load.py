@@ -1,17 +1,34 @@
-"""Read and validate the configuration file, with errors that name file, line and field."""
+"""Read and validate the configuration file, with errors that name file, line and field.
+
+Every string value (never a key) may refer to the environment: ``${VAR}``,
+``${VAR:-default}`` (the default when VAR is unset or empty) and ``$$`` for a literal
+``$``; any other ``$`` is kept as written. Substitution happens after YAML parsing, so a
+value never changes the document's structure and errors keep their lines.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from driftwatch.settings.models import Settings
+from driftwatch.settings.models import DesiredSettings, Settings
+from driftwatch.settings.secrets import LoadContext
 
-__all__ = ["SettingsError", "load_settings", "parse_settings"]
+__all__ = [
+    "SettingsError",
+    "expand_environment",
+    "load_settings",
+    "parse_settings",
+    "require_desired",
+]
+
+Loc = tuple[int | str, ...]
 
 
 class SettingsError(Exception):
@@ -50,8 +67,62 @@ def _field(loc: Sequence[int | str]) -> str:
     return out
 
 
-def parse_settings(text: str, source: str) -> Settings:
-    """Validate configuration text; ``source`` names it in errors."""
+_REFERENCE = re.compile(
+    r"\$(?:(?P<dollar>\$)|\{(?P<name>[A-Za-z_]\w*)(?::-(?P<default>[^}]*))?\}|(?P<bad>\{[^}]*\}?))",
+    re.ASCII,
+)
+
+
+def expand_environment(text: str, environ: Mapping[str, str]) -> str:
+    """``text`` with ``${VAR}``, ``${VAR:-default}`` and ``$$`` replaced; ValueError if unset."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match["dollar"]:
+            return "$"
+        if match["bad"] is not None:
+            raise ValueError(
+                f"invalid reference ${match['bad']}: write ${{VAR}}, ${{VAR:-default}} "
+                "or $$ for a literal $"
+            )
+        value = environ.get(match["name"])
+        if match["default"] is not None and not value:
+            return match["default"]
+        if value is None:
+            raise ValueError(f"environment variable {match['name']} is not set")
+        return value
+
+    return _REFERENCE.sub(replace, text)
+
+
+def _substitute(data: Any, loc: Loc, environ: Mapping[str, str], problems: dict[Loc, str]) -> Any:
+    if isinstance(data, str):
+        try:
+            return expand_environment(data, environ)
+        except ValueError as e:
+            problems[loc] = str(e)
+            return data
+    if isinstance(data, dict):
+        return {
+            k: _substitute(v, (*loc, k if isinstance(k, int | str) else str(k)), environ, problems)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_substitute(v, (*loc, i), environ, problems) for i, v in enumerate(data)]
+    return data
+
+
+def parse_settings(
+    text: str,
+    source: str,
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate configuration text; ``source`` names it in errors.
+
+    Relative paths in it are resolved against ``base_dir`` (default: the working
+    directory); ``${VAR}`` references read ``environ`` (default: ``os.environ``).
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data: Any = yaml.safe_load(text)
@@ -64,28 +135,55 @@ def parse_settings(text: str, source: str) -> Settings:
         data = {}
     if not isinstance(data, dict):
         raise SettingsError(f"{source}:1: the configuration must be a mapping")
+    unset: dict[Loc, str] = {}
+    data = _substitute(data, (), os.environ if environ is None else environ, unset)
+    problems: list[tuple[Loc, str]] = list(unset.items())
+    context = LoadContext(base_dir if base_dir is not None else Path.cwd())
+    settings: Settings | None = None
+    error: ValidationError | None = None
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data, context=context)
     except ValidationError as e:
-        lines = []
+        error = e
         for err in e.errors():
-            loc = [p for p in err["loc"] if isinstance(p, int | str)]
+            loc = tuple(p for p in err["loc"] if isinstance(p, int | str))
             # pydantic appends the union member / validator name: keep the data path only.
-            loc = [p for p in loc if not (isinstance(p, str) and p in ("str", "dict[str,any]"))]
-            line = _line_of(node, loc)
-            where = f"{source}:{line}" if line else source
+            loc = tuple(
+                p for p in loc if not (isinstance(p, str) and p in ("str", "dict[str,any]"))
+            )
+            if any(loc[:n] in unset for n in range(len(loc) + 1)):
+                continue  # the unsubstituted text is not worth a second error
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown field"
-            lines.append(f"{where}: {_field(loc) or '(top level)'}: {msg}")
-        raise SettingsError("\n".join(lines)) from e
+            problems.append((loc, msg))
+    if settings is not None and not problems:
+        return settings
+    lines = []
+    for loc, msg in problems:
+        line = _line_of(node, loc)
+        where = f"{source}:{line}" if line else source
+        lines.append((line or 0, f"{where}: {_field(loc) or '(top level)'}: {msg}"))
+    lines.sort(key=lambda pair: pair[0])
+    raise SettingsError("\n".join(text for _, text in lines)) from error
 
 
-def load_settings(path: Path) -> Settings:
-    """Read the configuration file at ``path``."""
+def load_settings(path: Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the configuration file at ``path`` (relative paths in it are relative to it)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise SettingsError(f"{path}: cannot read the configuration: {reason}") from e
-    return parse_settings(text, str(path))
+    return parse_settings(text, str(path), base_dir=path.absolute().parent, environ=environ)
+
+
+def require_desired(settings: Settings, source: str | None = None) -> DesiredSettings:
+    """``settings.desired``, or SettingsError when the file has none (``driftwatch run``)."""
+    if settings.desired is None:
+        where = f"{source}: " if source else ""
+        raise SettingsError(
+            f"{where}desired: required for `driftwatch run`: "
+            "give desired.path (a manifest directory) or desired.git (a repository)"
+        )
+    return settings.desired

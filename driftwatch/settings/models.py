@@ -3,6 +3,10 @@
 Validated once at start-up; the values are then turned into the plain dataclasses
 the core takes (``IgnoreRules``, ``RuleOptions``), so nothing below this layer
 depends on pydantic and no setting lives in a module global.
+
+One file serves ``driftwatch check --config`` and ``driftwatch run --config``, so every
+section is optional. Paths in the file are relative to the file's directory (see
+``LoadContext``); ``SecretStr`` fields may be given as ``<field>_file`` (see ``secrets``).
 """
 
 from __future__ import annotations
@@ -10,9 +14,20 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from driftwatch.drift import IgnoreRules, PolicyMatcher
 from driftwatch.policy import LabelSelector, parse_selector_string
@@ -23,14 +38,27 @@ from driftwatch.rules.risk import SENSITIVE_PORTS
 from driftwatch.semantic import PortSet
 from driftwatch.semantic.intervals import normalise
 from driftwatch.semantic.ipspace import cidr_intervals
+from driftwatch.settings.durations import Duration, at_least
+from driftwatch.settings.links import check_link_template
+from driftwatch.settings.secrets import SecretFileModel, resolve_path, secret_values
 
-__all__ = ["IgnoreSettings", "PolicyIgnore", "RuleSettings", "Settings"]
+__all__ = [
+    "ClusterSettings",
+    "DesiredSettings",
+    "GitDesiredSettings",
+    "IgnoreSettings",
+    "LogSettings",
+    "PolicyIgnore",
+    "RuleSettings",
+    "Settings",
+]
 
 _RULE_IDS = frozenset(r.id for r in CATALOGUE)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(SecretFileModel):
+    # Inputs stay out of ValidationError texts: they may be secrets.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class PolicyIgnore(_Model):
@@ -171,12 +199,142 @@ def _check_ids(ids: Iterable[str]) -> None:
         raise ValueError(f"unknown rule id(s) {', '.join(unknown)}; `driftwatch rules` lists them")
 
 
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _check_namespace(name: str) -> str:
+    if len(name) > 63 or not _NAMESPACE.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a namespace name: lower-case letters, digits and '-', "
+            "at most 63 characters"
+        )
+    return name
+
+
+class ClusterSettings(_Model):
+    """The ``cluster:`` section: which cluster ``driftwatch run`` watches and how to reach it."""
+
+    name: str = Field(default="default", min_length=1)
+    """The cluster's name in alerts and drift keys."""
+    kubeconfig: Path | None = None
+    """Kubeconfig file (``~`` expanded); null: ``$KUBECONFIG`` or ``~/.kube/config``, else
+    the in-cluster service account."""
+    context: str | None = None
+    """Kubeconfig context to use; null: the file's current context."""
+    namespaces: list[Annotated[str, AfterValidator(_check_namespace)]] = Field(default_factory=list)
+    """Namespaces to watch; empty: every namespace."""
+    token: SecretStr | None = None
+    """Bearer token used instead of the kubeconfig's credentials (or ``token_file``)."""
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_path(value, info)
+
+
+def _is_local_path(url: str) -> bool:
+    """Git's rule: a URL has ``://``, scp syntax has a ``:`` before the first ``/``."""
+    return "://" not in url and ":" not in url.split("/", 1)[0]
+
+
+class GitDesiredSettings(_Model):
+    """``desired.git``: read the policies from a commit of a Git repository."""
+
+    url: str = Field(min_length=1)
+    """Repository URL, scp-style address or local path, read with your own ``git``."""
+    ref: str | None = None
+    """Branch, tag or commit; null: the remote's HEAD."""
+    path: str | None = None
+    """Sub-directory of the repository holding the manifests; null: all of it."""
+    poll_interval: Annotated[Duration, at_least(1)] = 60.0
+    """How often to fetch (seconds; write ``60s``, ``5m``); at least 1s."""
+
+    @field_validator("url")
+    @classmethod
+    def _resolve_local(cls, value: str, info: ValidationInfo) -> str:
+        return str(resolve_path(value, info)) if _is_local_path(value) else value
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (
+            PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts
+        ):
+            raise ValueError(f"{value!r} must be a relative path inside the repository")
+        return value
+
+
+class DesiredSettings(_Model):
+    """The ``desired:`` section: where the policies in Git are; exactly one of the two."""
+
+    path: Path | None = None
+    """A manifest file or directory (``~`` expanded, relative to this file)."""
+    git: GitDesiredSettings | None = None
+    """A Git repository, polled."""
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_path(value, info)
+
+    @field_validator("git")
+    @classmethod
+    def _not_both(
+        cls, value: GitDesiredSettings | None, info: ValidationInfo
+    ) -> GitDesiredSettings | None:
+        if value is not None and info.data.get("path") is not None:
+            raise ValueError("give either path or git, not both")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> DesiredSettings:
+        if self.path is None and self.git is None:
+            raise ValueError("give path (a manifest directory) or git (a repository)")
+        return self
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+class LogSettings(_Model):
+    """The ``log:`` section."""
+
+    level: Annotated[LogLevel, BeforeValidator(_lower)] = "info"
+    """Lowest level written: debug, info, warning or error."""
+    format: Literal["auto", "json", "console"] = "auto"
+    """``json`` lines, ``console`` text, or ``auto``: console on a terminal, else JSON."""
+
+
 class Settings(_Model):
     """The driftwatch configuration file."""
 
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    """The cluster ``driftwatch run`` watches."""
+    desired: DesiredSettings | None = None
+    """Where the policies in Git are (required by ``driftwatch run``, unused by ``check``)."""
     default_namespace: str = "default"
     """Namespace for manifests that do not name one (as ``kubectl apply`` would use)."""
     ignore: IgnoreSettings = Field(default_factory=IgnoreSettings)
     """Namespaces and policies to leave alone."""
     rules: RuleSettings = Field(default_factory=RuleSettings)
     """Rule selection and severity overrides."""
+    link_template: Annotated[str, AfterValidator(check_link_template)] | None = None
+    """Link to a policy's source, with ``{commit}``, ``{path}``, ``{line}``, ``{repo}``."""
+    log: LogSettings = Field(default_factory=LogSettings)
+    """Log level and format of ``driftwatch run``."""
+
+    def secret_values(self) -> frozenset[str]:
+        """Every secret this configuration holds (tokens, credentials in URLs): to redact."""
+        found = set(secret_values(self))
+        if self.desired is not None and self.desired.git is not None:
+            try:
+                password = urlsplit(self.desired.git.url).password
+            except ValueError:  # a malformed URL: git will say so
+                password = None
+            if password:
+                found.add(password)
+        return frozenset(found)

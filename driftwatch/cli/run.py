@@ -1,0 +1,89 @@
+"""``driftwatch run --config FILE``: watch the cluster and report drift as it happens.
+
+Exit status: 0 after SIGINT/SIGTERM, 1 when a task fails (the reason on one line), 2 for
+an invalid configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the daemon's imports (kubernetes_asyncio, aiohttp) load only for `run`
+    from driftwatch.daemon.console import ConsoleNotifier
+    from driftwatch.daemon.run import Daemon
+    from driftwatch.settings import Settings
+
+__all__ = ["add_parser", "console_for", "run", "serve"]
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def add_parser(commands: Any) -> None:
+    p = commands.add_parser(
+        "run",
+        help="watch the cluster and report drift from Git as it happens",
+        description="Watch the cluster's NetworkPolicies, compare every change with Git "
+        "and report drift the moment it happens. Stops on SIGINT/SIGTERM.",
+    )
+    p.add_argument("--config", metavar="FILE", type=Path, required=True, help="driftwatch.yaml")
+    p.set_defaults(handler=run)
+
+
+def console_for(settings: Settings) -> ConsoleNotifier:
+    """The console notifier, in the log's format (JSON lines when logs are JSON)."""
+    from driftwatch.daemon.console import ConsoleNotifier
+    from driftwatch.policy import Provenance
+    from driftwatch.settings import render_link
+
+    template = settings.link_template
+
+    def link(source: Provenance | None) -> str | None:
+        return render_link(template, source) if template else None
+
+    json_logs = settings.log.format == "json" or (
+        settings.log.format == "auto" and not sys.stdout.isatty()
+    )
+    return ConsoleNotifier(fmt="json" if json_logs else "text", link=link)
+
+
+async def serve(daemon: Daemon) -> int:
+    """Run ``daemon`` until a signal (0) or a failed task (1, reason on stderr)."""
+    from driftwatch.daemon import TaskFailed, stop_on_signals
+
+    with stop_on_signals(daemon.supervisor):
+        try:
+            await daemon.run()
+        except TaskFailed as failure:
+            print(f"driftwatch: error: {failure}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    import structlog
+
+    from driftwatch.daemon import configure_logging
+    from driftwatch.daemon.notifier import Notifier
+    from driftwatch.daemon.run import Daemon, DaemonTuning
+    from driftwatch.settings import SettingsError, load_settings
+    from driftwatch.settings import require_desired as check_desired
+
+    try:
+        settings = load_settings(args.config)
+        check_desired(settings, str(args.config))
+    except SettingsError as error:
+        print(f"driftwatch: error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log.level, settings.log.format, secrets=settings.secret_values())
+    notifiers: list[Notifier] = [console_for(settings)]
+    log = structlog.get_logger("driftwatch")
+
+    async def main() -> int:
+        daemon = Daemon(settings, notifiers=notifiers, tuning=DaemonTuning(), log=log)
+        return await serve(daemon)
+
+    return asyncio.run(main())

@@ -1,0 +1,296 @@
+"""``driftwatch run``: the desired-state loader, the live watcher and the drift engine, each a
+named task under one :class:`~driftwatch.daemon.supervisor.Supervisor`.
+
+::
+
+    desired ──(DesiredState per commit)──┐
+                                         ├─► queue ─► engine: DriftTracker ─► notifiers
+    watcher ──(LiveSynced, LivePut, ...)─┘
+
+The engine is the only task that touches the tracker, so the tracker needs no lock; it
+drains pending keys in small slices and yields to the event loop between them, so a
+10,000-policy start-up never blocks the loop for long. Comparing a whole new desired state
+with the previous one runs in a worker thread (the engine waits for it, so the tracker is
+still touched by one task at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import structlog
+
+from driftwatch.daemon.notifier import Notifier
+from driftwatch.daemon.supervisor import Supervisor
+from driftwatch.desired import DesiredState, DesiredStateError, load_git, load_path
+from driftwatch.drift import DriftEvent, DriftTracker
+from driftwatch.live import (
+    Backoff,
+    LiveDeleted,
+    LiveEvent,
+    LiveInvalid,
+    LivePut,
+    LiveResynced,
+    LiveSynced,
+    PolicyWatcher,
+    WatchOptions,
+    connect,
+)
+from driftwatch.live.listing import collector_paused
+from driftwatch.rules import RuleEngine
+from driftwatch.settings import Settings
+
+__all__ = ["Daemon", "DaemonTuning", "DesiredUpdate"]
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredUpdate:
+    """A new desired state (the first load, or a new commit)."""
+
+    state: DesiredState
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonTuning:
+    """Knobs the configuration file does not expose (tests and benchmarks turn them)."""
+
+    slice_keys: int = 64
+    """Most pending keys evaluated between two yields to the event loop."""
+    slice_seconds: float = 0.01
+    """Longest stretch of evaluation between two yields: an in-sync key costs one ``==``,
+    but a drifted one a rule evaluation (a millisecond or more), so a count alone would let a
+    slice of drifted keys block the loop for 100 ms."""
+    grace: float = 4.0
+    """Seconds the supervisor waits for tasks to stop (SIGTERM must end within 5 s)."""
+    watch: WatchOptions = field(default_factory=WatchOptions)
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+Input = DesiredUpdate | LiveEvent
+
+
+class Daemon:
+    """One cluster, one desired state, the notifiers; ``await Daemon(...).run()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        notifiers: Sequence[Notifier],
+        tuning: DaemonTuning | None = None,
+        log: Any = None,
+        git_cache: Path | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        if settings.desired is None:
+            raise ValueError("the configuration has no desired: section")
+        self.settings = settings
+        self.notifiers = tuple(notifiers)
+        self.tuning = tuning or DaemonTuning()
+        self.log = log if log is not None else structlog.get_logger("driftwatch.daemon")
+        self.tracker = DriftTracker(
+            RuleEngine(settings.rules.to_options()),
+            cluster=settings.cluster.name,
+            ignore=settings.ignore.to_rules(),
+        )
+        self.supervisor = Supervisor(grace=self.tuning.grace, log=self.log)
+        self.ready = asyncio.Event()
+        """Set once the desired state is loaded, the live state listed and both compared."""
+        self.desired_commit: str | None = None
+        self.events_sent = 0
+        self.refresh = asyncio.Event()
+        """Set it to fetch Git now instead of at the next poll (the push hook does)."""
+        self.on_event: Callable[[DriftEvent, float], None] | None = None
+        """Called with each event and the ``time.perf_counter()`` its input arrived at
+        (for latency measurement), before the notifiers."""
+        self._queue: asyncio.Queue[tuple[Input, float]] = asyncio.Queue()
+        self._git_cache = git_cache
+        self._executor = executor
+        self._watcher: PolicyWatcher | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` (returns) or a task fails (raises ``TaskFailed``)."""
+        self.supervisor.add("desired", self._desired_task)
+        self.supervisor.add("watcher", self._watch_task)
+        self.supervisor.add("engine", self._engine_task)
+        await self.supervisor.run()
+
+    def stop(self, reason: str = "stop requested") -> None:
+        self.supervisor.stop(reason)
+
+    @property
+    def watcher(self) -> PolicyWatcher | None:
+        return self._watcher
+
+    # --- desired state ---------------------------------------------------------------------
+
+    def _load(self) -> DesiredState:
+        desired = self.settings.desired
+        assert desired is not None  # noqa: S101 - checked in __init__
+        namespace = self.settings.default_namespace
+        if desired.git is not None:
+            git = desired.git
+            return load_git(
+                git.url,
+                ref=git.ref,
+                subpath=git.path,
+                cache_dir=self._git_cache,
+                default_namespace=namespace,
+                executor=self._executor,
+            )
+        assert desired.path is not None  # noqa: S101 - the model requires one of the two
+        return load_path(desired.path, default_namespace=namespace, executor=self._executor)
+
+    async def _load_off_loop(self) -> DesiredState:
+        # Reading 10,000 manifests pauses the cyclic collector from the worker thread with
+        # its own bookkeeping (manifests.paused_gc): alone, it can switch the collector back
+        # on in the middle of the watcher's list (or the other way round), and the next
+        # collection then walks millions of young objects (a 1.5 s stall). Holding the pause
+        # the watcher shares around the load keeps the collector off until both are done.
+        with collector_paused(freeze=self.tuning.watch.freeze_gc):
+            return await asyncio.to_thread(self._load)
+
+    async def _desired_task(self) -> None:
+        desired = self.settings.desired
+        assert desired is not None  # noqa: S101 - checked in __init__
+        # The first load must succeed: there is no last good state to keep.
+        state = await self._load_off_loop()
+        self._accept(state)
+        if desired.git is None:
+            await asyncio.Event().wait()  # a directory is read once; nothing to poll
+            return
+        interval = desired.git.poll_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.refresh.wait(), timeout=interval)
+            self.refresh.clear()
+            try:
+                state = await self._load_off_loop()
+            except DesiredStateError as error:
+                self.log.error(
+                    "cannot read the desired state; keeping the last good one",
+                    error=str(error),
+                    commit=self.desired_commit,
+                )
+                continue
+            if state.commit != self.desired_commit or state.commit is None:
+                self._accept(state)
+
+    def _accept(self, state: DesiredState) -> None:
+        self.log.info(
+            "desired state loaded",
+            source=state.source,
+            commit=state.commit,
+            policies=len(state.policies),
+        )
+        self.desired_commit = state.commit
+        self._queue.put_nowait((DesiredUpdate(state), time.perf_counter()))
+
+    # --- live state ------------------------------------------------------------------------
+
+    async def _watch_task(self) -> None:
+        cluster = self.settings.cluster
+        token = cluster.token.get_secret_value() if cluster.token is not None else None
+        async with await connect(cluster.kubeconfig, context=cluster.context, token=token) as api:
+            watcher = PolicyWatcher(
+                api,
+                namespaces=cluster.namespaces,
+                options=self.tuning.watch,
+                backoff=self.tuning.backoff,
+                log=self.log,
+            )
+            self._watcher = watcher
+            self.log.info("watching", server=watcher.server, cluster=cluster.name)
+            events = cast(AsyncGenerator[LiveEvent, None], watcher.events())
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    self._queue.put_nowait((event, time.perf_counter()))
+
+    # --- the engine ------------------------------------------------------------------------
+
+    async def _engine_task(self) -> None:
+        while True:
+            item, arrived = await self._queue.get()
+            if self.ready.is_set():
+                await self._process(item, arrived)
+                continue
+            # The initial sync builds a drift for every differing key of 10,000: no cyclic
+            # collection while it runs (a full one then takes 100 ms), and what it leaves
+            # behind is frozen out of later collections' way, as the watcher does for its list.
+            with collector_paused(freeze=self.tuning.watch.freeze_gc):
+                await self._process(item, arrived)
+
+    async def _process(self, item: Input, arrived: float) -> None:
+        await self._apply(item)
+        await self._drain(arrived)
+        if not self.ready.is_set() and self.tracker.ready and not self.tracker.pending:
+            self.ready.set()
+            self.log.info(
+                "in sync with the cluster",
+                open_drifts=len(self.tracker.open),
+                commit=self.desired_commit,
+            )
+
+    async def _apply(self, item: Input) -> None:
+        tracker = self.tracker
+        if isinstance(item, DesiredUpdate):
+            # Comparing 10,000 policies with the last state takes a while: off the loop.
+            await asyncio.to_thread(tracker.set_desired, item.state.policies)
+        elif isinstance(item, LivePut):
+            tracker.put_live(item.policy)
+        elif isinstance(item, LiveDeleted):
+            tracker.delete_live(item.namespace, item.name)
+        elif isinstance(item, LiveSynced):
+            # Marking 10,000 keys pending takes tens of milliseconds: off the loop too.
+            await asyncio.to_thread(tracker.set_live, item.policies)
+        elif isinstance(item, LiveInvalid):
+            self.log.error(
+                "the cluster holds a NetworkPolicy driftwatch cannot read; treating it as absent",
+                namespace=item.namespace,
+                name=item.name,
+                error=item.message,
+            )
+            tracker.delete_live(item.namespace, item.name)
+        elif isinstance(item, LiveResynced):
+            self.log.info(
+                "relisted after the watch expired",
+                since=item.since,
+                resource_version=item.resource_version,
+                changed=item.changed,
+            )
+
+    async def _drain(self, arrived: float) -> None:
+        tracker, tuning = self.tracker, self.tuning
+        while tracker.pending:
+            deadline = time.perf_counter() + tuning.slice_seconds
+            for _ in range(tuning.slice_keys):
+                for event in tracker.drain(1):
+                    await self._emit(event, arrived)
+                if not tracker.pending or time.perf_counter() >= deadline:
+                    break
+            if tracker.pending:
+                await asyncio.sleep(0)
+
+    async def _emit(self, event: DriftEvent, arrived: float) -> None:
+        self.events_sent += 1
+        if self.on_event is not None:
+            self.on_event(event, arrived)
+        for notifier in self.notifiers:
+            try:
+                await notifier.send(event)
+            except Exception as error:
+                self.log.error(
+                    "notifier failed",
+                    receiver=notifier.name,
+                    error=f"{type(error).__name__}: {error}",
+                    key=str(event.key),
+                )

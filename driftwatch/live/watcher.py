@@ -1,0 +1,296 @@
+"""The live watcher: the cluster's NetworkPolicies as a stream of changes.
+
+:meth:`PolicyWatcher.events` lists (page by page), yields the whole state once
+(:class:`LiveSynced`), then watches from the list's resourceVersion and yields every change
+of content (:class:`LivePut`, :class:`LiveDeleted`), forever:
+
+* a watch that ends (server timeout, a cut, a dropped or silent connection, 5xx, a refused
+  connection) is resumed from the last resourceVersion seen, bookmarks included, after an
+  exponential backoff with jitter for failures (reset once a watch makes progress);
+* 410 Gone (an HTTP status or an in-stream ``ERROR``) means the resume point has been
+  compacted away: the watcher lists again, yields one event per difference from its own
+  view and then :class:`LiveResynced`;
+* 401/403 end it with :class:`LiveAccessError` naming the RBAC it needs; 404 with
+  :class:`LiveNotFoundError`; other unexpected answers with :class:`LiveApiError`.
+
+With ``namespaces``, each is listed and watched on its own (one connection each) and the
+events are merged. Counters for metrics are in :attr:`PolicyWatcher.stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import structlog
+from kubernetes_asyncio.client import ApiClient
+
+from driftwatch.live.cache import PolicyCache
+from driftwatch.live.errors import LiveError, LiveExpiredError, LiveUnavailableError
+from driftwatch.live.events import LiveEvent, LiveResynced, LiveSynced
+from driftwatch.live.listing import Key, Listing, Slicer, collector_paused, resource_version
+from driftwatch.live.options import Backoff, WatchOptions
+from driftwatch.live.transport import Transport
+from driftwatch.policy import NetworkPolicy
+
+__all__ = ["PolicyWatcher", "WatchStats"]
+
+_QUEUE_SIZE = 1024
+_STEADY_SECONDS = 1.0  # a watch that lasted this long made progress, events or not
+_CHANGES = ("ADDED", "MODIFIED", "DELETED")
+
+
+@dataclass(slots=True)
+class WatchStats:
+    """Counters for metrics. ``received``: watch events by type (ADDED, MODIFIED, DELETED,
+    BOOKMARK, ERROR); ``emitted``: yielded events by class name; ``restarts``: restarted
+    watches and retried lists by reason (``closed``, ``expired``, ``too_large``,
+    ``unreachable``, ``disconnected``, ``read_timeout``, ``server_error``, ``throttled``,
+    ``stream_error``, ``bad_stream``); ``lists``/``relists``: complete lists, and those
+    made after a 410."""
+
+    received: Counter[str] = field(default_factory=Counter)
+    emitted: Counter[str] = field(default_factory=Counter)
+    restarts: Counter[str] = field(default_factory=Counter)
+    lists: int = 0
+    relists: int = 0
+
+
+@dataclass(slots=True)
+class _Scope:
+    """One list+watch: the whole cluster (``namespace`` None) or one namespace."""
+
+    namespace: str | None
+    version: str = ""
+    attempt: int = 0
+
+    def label(self) -> str:
+        return self.namespace if self.namespace is not None else "*"
+
+
+def _connection_limit(api: ApiClient) -> int:
+    """How many connections the client's pool allows (0: no limit, or unknown)."""
+    session: Any = getattr(getattr(api, "rest_client", None), "pool_manager", None)
+    limit = getattr(getattr(session, "connector", None), "limit", 0)
+    return limit if isinstance(limit, int) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: Exception
+
+
+Put = Callable[[LiveEvent], Awaitable[None]]
+
+
+class PolicyWatcher:
+    """Lists and watches NetworkPolicies through ``api``; see the module docstring.
+
+    ``async with contextlib.aclosing(watcher.events()) as events: async for event in
+    events: ...`` — closing the iterator (or cancelling its consumer) stops every request.
+    """
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        namespaces: Sequence[str] = (),
+        options: WatchOptions | None = None,
+        backoff: Backoff | None = None,
+        log: Any = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if isinstance(namespaces, str):
+            raise TypeError("namespaces must be a sequence of names, not a string")
+        names = tuple(dict.fromkeys(namespaces))
+        if any(not n for n in names):
+            raise ValueError("a namespace name is empty")
+        limit = _connection_limit(api)
+        if limit and len(names) >= limit:
+            raise ValueError(
+                f"watching {len(names)} namespaces takes {len(names)} connections, and the"
+                f" client allows {limit}: restrict to fewer namespaces, or watch all of them"
+            )
+        self.namespaces = names
+        self.options = options if options is not None else WatchOptions()
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.stats = WatchStats()
+        self._transport = Transport(api, self.options, names)
+        self._log = log if log is not None else structlog.get_logger("driftwatch.live")
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311  (jitter)
+        self._cache = PolicyCache()
+        self._running = False
+
+    @property
+    def server(self) -> str:
+        """The API server's URL."""
+        return self._transport.server
+
+    @property
+    def policies(self) -> Mapping[Key, NetworkPolicy]:
+        """The watcher's current view (read-only, kept up to date by :meth:`events`)."""
+        return MappingProxyType(self._cache.policies)
+
+    async def events(self) -> AsyncIterator[LiveEvent]:
+        """:class:`LiveSynced` first, then changes, until cancelled or closed; raises a
+        :class:`LiveError` the watcher cannot recover from."""
+        if self._running:
+            raise RuntimeError("PolicyWatcher.events() is already running")
+        self._running = True
+        self._cache = PolicyCache()
+        scopes = [_Scope(n) for n in self.namespaces] or [_Scope(None)]
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            reports = []
+            for scope in scopes:
+                listing = await self._list(scope)
+                scope.version = listing.resource_version
+                reports.extend(self._cache.load(listing))
+            synced = LiveSynced(MappingProxyType(dict(self._cache.policies)), scopes[-1].version)
+            self._log.info(
+                "live state listed",
+                server=self.server,
+                namespaces=list(self.namespaces) or "all",
+                policies=len(synced.policies),
+                invalid=len(reports),
+                resource_version=synced.resource_version,
+            )
+            initial: list[LiveEvent] = [synced, *reports]
+            for event in initial:
+                self.stats.emitted[type(event).__name__] += 1
+                yield event
+            queue: asyncio.Queue[LiveEvent | _Failed] = asyncio.Queue(_QUEUE_SIZE)
+            tasks = [
+                asyncio.create_task(self._run(scope, queue), name=f"watch {scope.label()}")
+                for scope in scopes
+            ]
+            while True:
+                item = await queue.get()
+                if isinstance(item, _Failed):
+                    raise item.error
+                self.stats.emitted[type(item).__name__] += 1
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self._running = False
+
+    # --- one scope ----------------------------------------------------------------------
+
+    async def _run(self, scope: _Scope, queue: asyncio.Queue[LiveEvent | _Failed]) -> None:
+        try:
+            await self._follow(scope, queue.put)
+        except Exception as error:  # handed to the consumer of events()
+            await queue.put(_Failed(error))
+
+    async def _follow(self, scope: _Scope, put: Put) -> None:
+        """Watch, resume, relist: forever."""
+        while True:
+            since = scope.version
+            try:
+                steady = await self._watch_once(scope, put)
+            except LiveExpiredError as error:
+                self._restarted(scope, error.reason, error)
+                await self._relist(scope, put, since)
+                continue
+            except LiveUnavailableError as error:
+                self._restarted(scope, error.reason, error)
+                await self._wait(scope, error.retry_after)
+                continue
+            self._restarted(scope, "closed")
+            if not steady:  # ended at once: do not hammer a server that keeps doing that
+                await self._wait(scope)
+
+    async def _watch_once(self, scope: _Scope, put: Put) -> bool:
+        """Follow one watch stream to its clean end; True if it made progress."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        progressed = False
+        slicer = Slicer()
+        cache, received = self._cache, self.stats.received
+        async with contextlib.aclosing(
+            self._transport.watch(scope.namespace, scope.version)
+        ) as stream:
+            async for event in stream:
+                if not progressed:
+                    progressed = True
+                    scope.attempt = 0
+                type_ = str(event.get("type"))
+                received[type_] += 1
+                obj = event["object"]
+                version = resource_version(obj)
+                change = cache.apply(type_, obj) if type_ in _CHANGES else None
+                if version:
+                    scope.version = version
+                if change is not None:
+                    await put(change)
+                await slicer.tick()
+        return progressed or loop.time() - started >= _STEADY_SECONDS
+
+    async def _relist(self, scope: _Scope, put: Put, since: str) -> None:
+        """List again after 410 and yield what differs from the watcher's view."""
+        listing = await self._list(scope)
+        self.stats.relists += 1
+        changed = 0
+        slicer = Slicer()
+        for event in self._cache.reconcile(scope.namespace, listing):
+            if event is not None:
+                changed += 1
+                await put(event)
+            await slicer.tick()
+        scope.version = version = listing.resource_version
+        self._log.info(
+            "live state relisted",
+            namespace=scope.label(),
+            since=since,
+            resource_version=version,
+            changed=changed,
+        )
+        await put(LiveResynced(version, changed, since))
+
+    async def _list(self, scope: _Scope) -> Listing:
+        """A complete list, retried (with backoff) until it succeeds or fails for good."""
+        while True:
+            try:
+                # Thousands of long-lived objects: no collection passes while they are
+                # built, and none over them afterwards (see WatchOptions.freeze_gc).
+                with collector_paused(freeze=self.options.freeze_gc):
+                    listing = await self._transport.list_all(scope.namespace)
+            except (LiveUnavailableError, LiveExpiredError) as error:
+                self._restarted(scope, error.reason, error)
+                retry = error.retry_after if isinstance(error, LiveUnavailableError) else None
+                await self._wait(scope, retry)
+                continue
+            scope.attempt = 0
+            self.stats.lists += 1
+            return listing
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def _restarted(self, scope: _Scope, reason: str, error: LiveError | None = None) -> None:
+        self.stats.restarts[reason] += 1
+        if error is None:
+            self._log.debug("live watch ended", namespace=scope.label(), reason=reason)
+        else:
+            self._log.warning(
+                "live watch interrupted",
+                namespace=scope.label(),
+                reason=reason,
+                error=str(error),
+                attempt=scope.attempt,
+            )
+
+    async def _wait(self, scope: _Scope, retry_after: float | None = None) -> None:
+        delay = self.backoff.next_delay(scope.attempt, self._rng)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.backoff.maximum))
+        scope.attempt += 1
+        await asyncio.sleep(delay)
