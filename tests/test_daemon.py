@@ -405,6 +405,8 @@ def test_demo_scripted_shows_alerts_and_their_resolution() -> None:
     assert "default-deny-removed" in out
     assert "changed by kubectl-patch" in out
     assert "demo finished: 2 drifts opened and 2 resolved" in out
+    if shutil.which("git") is not None:  # the demo commits the examples to a Git repository
+        assert "Git: policies/shop/frontend.yaml:1 @ " in out
 
 
 def test_sandbox_command_prints_its_url_serves_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """``driftwatch demo``, imported when the command runs: the daemon against the sandbox.
 
 The sandbox API server starts holding the example policies (``config/examples/policies``,
-shipped in the package), the daemon watches it with those same files as its desired state,
+shipped in the package), the daemon watches it with those same files, committed to a
+throw-away Git repository, as its desired state,
 and the console shows every drift as it opens and resolves. Without ``--scripted`` the demo
 prints the ``kubectl`` commands to make drift by hand and runs until Ctrl-C; with it, the
 demo makes the changes itself a few seconds apart and exits once every alert it caused has
@@ -14,8 +15,10 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -71,9 +74,10 @@ def _instructions(paths: _Paths, url: str) -> str:
     shop = shlex.quote(str(paths.policies / NAMESPACE))
     return "\n".join(
         [
-            f"driftwatch demo: a sandbox Kubernetes API server on {url} holds the example",
-            f"NetworkPolicies of {paths.policies}; driftwatch watches it and compares every",
-            "change with those files (this demo's Git). Make drift from another terminal:",
+            f"driftwatch demo: a sandbox Kubernetes API server on {url} holds the",
+            "example NetworkPolicies; driftwatch watches it and compares every change with",
+            f"the same policies committed to Git in {paths.policies.parent}.",
+            "Make drift from another terminal:",
             "",
             f"  export KUBECONFIG={kc}",
             "  kubectl get networkpolicies -A",
@@ -150,20 +154,46 @@ class _Script:
 
 
 @contextlib.contextmanager
-def _workdir(kubeconfig_out: Path | None) -> Iterator[Path]:
-    if kubeconfig_out is not None:
-        kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
-        yield kubeconfig_out
-        return
+def _workdir() -> Iterator[Path]:
     tmp = tempfile.mkdtemp(prefix="driftwatch-demo-")
     try:
-        yield Path(tmp) / "kubeconfig"
+        yield Path(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def _demo(args: argparse.Namespace, kubeconfig: Path) -> int:
-    policies = EXAMPLES / "policies"
+def _git_repository(directory: Path) -> Path:
+    """The example policies committed to a fresh Git repository in ``directory``, so alerts
+    name their source as a real setup would (``policies/shop/db.yaml:1 @ 3f2c...``); the
+    bundled copy as it is when ``git`` is not installed."""
+    policies = directory / "policies"
+    shutil.copytree(EXAMPLES / "policies", policies)
+    if shutil.which("git") is None:
+        return policies
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "driftwatch demo",
+        "GIT_AUTHOR_EMAIL": "demo@driftwatch.invalid",
+        "GIT_COMMITTER_NAME": "driftwatch demo",
+        "GIT_COMMITTER_EMAIL": "demo@driftwatch.invalid",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    for command in (
+        ["init", "-q", "-b", "main"],
+        ["add", "policies"],
+        ["commit", "-q", "-m", "The platform team's NetworkPolicies"],
+    ):
+        subprocess.run(
+            ["git", "-C", str(directory), *command], check=True, capture_output=True, env=env
+        )
+    return policies
+
+
+async def _demo(args: argparse.Namespace, workdir: Path) -> int:
+    policies = await asyncio.to_thread(_git_repository, workdir)
+    kubeconfig = args.kubeconfig_out or workdir / "kubeconfig"
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     desired = _policies(policies)
     sandbox = Sandbox(
         port=args.port, seed=[policies], auto_create_namespaces=True, bookmark_interval=1.0
@@ -221,5 +251,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"driftwatch demo: error: no bundled examples in {EXAMPLES}", file=sys.stderr)
         return 2
     configure_logging("warning", "console")
-    with _workdir(args.kubeconfig_out) as kubeconfig:
-        return asyncio.run(_demo(args, kubeconfig))
+    with _workdir() as workdir:
+        return asyncio.run(_demo(args, workdir))
