@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["generate", "write_state"]
+__all__ = ["generate", "write_desired_by_namespace", "write_state"]
 
 
 def _policy(rng: random.Random, ns: str, i: int, rules: int = 2, peers: int = 2) -> dict[str, Any]:
@@ -148,3 +148,19 @@ def write_state(
         else:
             yaml.safe_dump(doc, fh, sort_keys=True)
     return live_path
+
+
+def write_desired_by_namespace(
+    directory: Path, policies: int, namespaces: int, rng: random.Random
+) -> dict[str, list[dict[str, Any]]]:
+    """``policies`` policies spread over ``ns-0`` .. ``ns-{namespaces-1}``, written to
+    ``directory`` as one file per namespace (JSON documents: valid YAML, quick to write,
+    read by the YAML reader); returns them by namespace."""
+    by_ns: dict[str, list[dict[str, Any]]] = {}
+    for i in range(policies):
+        ns = f"ns-{i % namespaces}"
+        by_ns.setdefault(ns, []).append(_policy(rng, ns, i))
+    directory.mkdir(parents=True, exist_ok=True)
+    for ns, items in by_ns.items():
+        (directory / f"{ns}.yaml").write_text("".join(f"---\n{json.dumps(p)}\n" for p in items))
+    return by_ns

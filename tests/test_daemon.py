@@ -29,7 +29,7 @@ import yaml
 from structlog.testing import capture_logs
 
 from driftwatch.daemon.run import Daemon, DaemonTuning
-from driftwatch.daemon.testing import RecordingNotifier
+from driftwatch.daemon.testing import RecordingNotifier, start_until_ready
 from driftwatch.drift import EventKind
 from driftwatch.live import Backoff, WatchOptions
 from driftwatch.sandbox import Sandbox, SandboxThread
@@ -62,13 +62,8 @@ async def running(
 ) -> AsyncIterator[tuple[Daemon, RecordingNotifier]]:
     recorder = RecordingNotifier()
     daemon = Daemon(settings, notifiers=[recorder], tuning=tuning, git_cache=git_cache)
-    task = asyncio.create_task(daemon.run())
+    task = await start_until_ready(daemon, timeout=20)
     try:
-        ready = asyncio.create_task(daemon.ready.wait())
-        done, _ = await asyncio.wait({task, ready}, timeout=20, return_when="FIRST_COMPLETED")
-        if task in done:
-            task.result()  # raises the failure
-        assert ready in done, "the daemon did not become ready"
         yield daemon, recorder
     finally:
         daemon.stop()

@@ -14,6 +14,7 @@ import functools
 import gc
 import json
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -38,7 +39,7 @@ from driftwatch.live import (
     WatchOptions,
     connect,
 )
-from driftwatch.live.listing import collector_paused
+from driftwatch.manifests import paused_gc
 from driftwatch.policy import NetworkPolicy, parse_policy
 from driftwatch.sandbox import Sandbox, SandboxThread
 from driftwatch.sandbox.kubeconfig import kubeconfig, write_kubeconfig
@@ -869,7 +870,7 @@ def test_the_collector_is_paused_while_listing_and_what_survives_frozen() -> Non
     before = gc.get_freeze_count()
 
     def failed_list() -> None:
-        with collector_paused(freeze=True):
+        with paused_gc(freeze=True):
             assert not gc.isenabled()
             raise RuntimeError
 
@@ -877,15 +878,44 @@ def test_the_collector_is_paused_while_listing_and_what_survives_frozen() -> Non
         failed_list()
     assert gc.isenabled()
     assert gc.get_freeze_count() == before  # a failed list freezes nothing
-    with collector_paused(freeze=True):
-        with collector_paused(freeze=True):
+    with paused_gc(freeze=True):
+        with paused_gc(freeze=True):
             kept = [[i] for i in range(1000)]
         assert not gc.isenabled()  # the inner end leaves the outer pause alone
         assert gc.get_freeze_count() == before
     assert gc.isenabled()
     assert gc.get_freeze_count() >= before + len(kept)
-    with collector_paused(freeze=False):
+    with paused_gc(freeze=False):
         assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_pauses_from_two_threads_share_one_switch() -> None:
+    """The desired-state loader (a thread) and the watcher (the loop) pause the collector in
+    any interleaving; it comes back on only when both are done."""
+    assert gc.isenabled()
+    loader, lister = paused_gc(), paused_gc(freeze=True)
+    loader.__enter__()
+    lister.__enter__()
+    loader.__exit__(None, None, None)
+    assert not gc.isenabled()  # the list is still being built
+    lister.__exit__(None, None, None)
+    assert gc.isenabled()
+    started, ended = threading.Event(), threading.Event()
+
+    def load() -> None:
+        with paused_gc():
+            started.set()
+            ended.wait(5)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    started.wait(5)
+    with paused_gc(freeze=True):
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the loader's pause goes on
+    ended.set()
+    thread.join(5)
     assert gc.isenabled()
 
 

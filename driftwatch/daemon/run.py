@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import structlog
+from kubernetes_asyncio.client import ApiClient
 
 from driftwatch.daemon.notifier import Notifier
 from driftwatch.daemon.supervisor import Supervisor
@@ -43,7 +44,7 @@ from driftwatch.live import (
     WatchOptions,
     connect,
 )
-from driftwatch.live.listing import collector_paused
+from driftwatch.manifests import paused_gc
 from driftwatch.rules import RuleEngine
 from driftwatch.settings import Settings
 
@@ -88,7 +89,10 @@ class Daemon:
         log: Any = None,
         git_cache: Path | None = None,
         executor: Executor | None = None,
+        api: ApiClient | None = None,
     ) -> None:
+        """``api``: a client to watch with instead of one built from ``settings.cluster``
+        (tests and embedders; the daemon does not close it)."""
         if settings.desired is None:
             raise ValueError("the configuration has no desired: section")
         self.settings = settings
@@ -114,6 +118,8 @@ class Daemon:
         self._git_cache = git_cache
         self._executor = executor
         self._watcher: PolicyWatcher | None = None
+        self._api = api
+        self._first_load = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -151,12 +157,8 @@ class Daemon:
         return load_path(desired.path, default_namespace=namespace, executor=self._executor)
 
     async def _load_off_loop(self) -> DesiredState:
-        # Reading 10,000 manifests pauses the cyclic collector from the worker thread with
-        # its own bookkeeping (manifests.paused_gc): alone, it can switch the collector back
-        # on in the middle of the watcher's list (or the other way round), and the next
-        # collection then walks millions of young objects (a 1.5 s stall). Holding the pause
-        # the watcher shares around the load keeps the collector off until both are done.
-        with collector_paused(freeze=self.tuning.watch.freeze_gc):
+        # No collections while 10,000 manifests are parsed (they would find nothing).
+        with paused_gc(freeze=self.tuning.watch.freeze_gc):
             return await asyncio.to_thread(self._load)
 
     async def _desired_task(self) -> None:
@@ -194,26 +196,38 @@ class Daemon:
         )
         self.desired_commit = state.commit
         self._queue.put_nowait((DesiredUpdate(state), time.perf_counter()))
+        self._first_load.set()
 
     # --- live state ------------------------------------------------------------------------
 
     async def _watch_task(self) -> None:
+        # The list waits for the first desired state: parsing 10,000 manifests in the loader
+        # thread holds the interpreter lock most of the time, and the loop would wait for it
+        # on every step of the list. (Later Git loads overlap the watch; they are rare.)
+        await self._first_load.wait()
+        if self._api is not None:
+            await self._watch(self._api)
+            return
         cluster = self.settings.cluster
         token = cluster.token.get_secret_value() if cluster.token is not None else None
         async with await connect(cluster.kubeconfig, context=cluster.context, token=token) as api:
-            watcher = PolicyWatcher(
-                api,
-                namespaces=cluster.namespaces,
-                options=self.tuning.watch,
-                backoff=self.tuning.backoff,
-                log=self.log,
-            )
-            self._watcher = watcher
-            self.log.info("watching", server=watcher.server, cluster=cluster.name)
-            events = cast(AsyncGenerator[LiveEvent, None], watcher.events())
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    self._queue.put_nowait((event, time.perf_counter()))
+            await self._watch(api)
+
+    async def _watch(self, api: ApiClient) -> None:
+        cluster = self.settings.cluster
+        watcher = PolicyWatcher(
+            api,
+            namespaces=cluster.namespaces,
+            options=self.tuning.watch,
+            backoff=self.tuning.backoff,
+            log=self.log,
+        )
+        self._watcher = watcher
+        self.log.info("watching", server=watcher.server, cluster=cluster.name)
+        events = cast(AsyncGenerator[LiveEvent, None], watcher.events())
+        async with contextlib.aclosing(events):
+            async for event in events:
+                self._queue.put_nowait((event, time.perf_counter()))
 
     # --- the engine ------------------------------------------------------------------------
 
@@ -226,7 +240,7 @@ class Daemon:
             # The initial sync builds a drift for every differing key of 10,000: no cyclic
             # collection while it runs (a full one then takes 100 ms), and what it leaves
             # behind is frozen out of later collections' way, as the watcher does for its list.
-            with collector_paused(freeze=self.tuning.watch.freeze_gc):
+            with paused_gc(freeze=self.tuning.watch.freeze_gc):
                 await self._process(item, arrived)
 
     async def _process(self, item: Input, arrived: float) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from driftwatch.daemon.run import Daemon
 from driftwatch.drift import DriftEvent, EventKind
 
-__all__ = ["RecordingNotifier"]
+__all__ = ["RecordingNotifier", "start_until_ready"]
 
 
 class RecordingNotifier:
@@ -49,3 +50,21 @@ class RecordingNotifier:
         """The ``count``-th event of ``kind`` for policy ``name``, once it has arrived."""
         await self.wait_until(lambda _: len(self.of(kind, name)) >= count, timeout)
         return self.of(kind, name)[count - 1]
+
+
+async def start_until_ready(daemon: Daemon, timeout: float = 30.0) -> asyncio.Task[None]:
+    """Start ``daemon.run()`` and return its task once the daemon is ready; raise what the
+    run raised if it ended first, ``TimeoutError`` if it is not ready in ``timeout`` s."""
+    task = asyncio.create_task(daemon.run(), name="daemon")
+    ready = asyncio.create_task(daemon.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=timeout, return_when="FIRST_COMPLETED")
+    if task in done:
+        ready.cancel()
+        task.result()
+        raise RuntimeError("the daemon stopped before it was ready")
+    if ready not in done:
+        ready.cancel()
+        daemon.stop("not ready in time")
+        await asyncio.wait({task}, timeout=10)
+        raise TimeoutError(f"the daemon was not ready within {timeout:g} s")
+    return task

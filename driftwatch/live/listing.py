@@ -4,17 +4,14 @@ light enough for the CLI to import without loading kubernetes_asyncio.
 * :class:`Listing`: one complete list (valid policies, rejected objects, resourceVersion);
 * :func:`parse_items`: list items into a listing, handing the event loop back every
   :data:`SLICE_SECONDS` (:class:`Slicer`);
-* :func:`collector_paused`: no cyclic garbage collection while a big list is built, and
-  optionally :func:`gc.freeze` after it.
+(the cyclic collector is paused while a big list is built: ``manifests.paused_gc``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +22,6 @@ __all__ = [
     "Key",
     "Listing",
     "Slicer",
-    "collector_paused",
     "object_key",
     "parse_items",
     "resource_version",
@@ -98,30 +94,3 @@ async def parse_items(
         else:
             policies[(policy.namespace, policy.name)] = policy
         await slicer.tick()
-
-
-_gc_pauses = 0
-_gc_was_enabled = False
-
-
-@contextlib.contextmanager
-def collector_paused(*, freeze: bool) -> Iterator[None]:
-    """The cyclic garbage collector off for the block (nested blocks, in any task, share
-    one pause); when the outermost one completes, ``freeze`` moves every object then alive
-    to the permanent generation (:func:`gc.freeze`), out of future collections' way."""
-    global _gc_pauses, _gc_was_enabled  # noqa: PLW0603  (the collector is process-wide too)
-    if _gc_pauses == 0:
-        _gc_was_enabled = gc.isenabled()
-        gc.disable()
-    _gc_pauses += 1
-    completed = False
-    try:
-        yield
-        completed = True
-    finally:
-        _gc_pauses -= 1
-        if _gc_pauses == 0:
-            if freeze and completed:
-                gc.freeze()
-            if _gc_was_enabled:
-                gc.enable()

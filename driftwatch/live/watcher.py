@@ -34,9 +34,10 @@ from kubernetes_asyncio.client import ApiClient
 from driftwatch.live.cache import PolicyCache
 from driftwatch.live.errors import LiveError, LiveExpiredError, LiveUnavailableError
 from driftwatch.live.events import LiveEvent, LiveResynced, LiveSynced
-from driftwatch.live.listing import Key, Listing, Slicer, collector_paused, resource_version
+from driftwatch.live.listing import Key, Listing, Slicer, resource_version
 from driftwatch.live.options import Backoff, WatchOptions
 from driftwatch.live.transport import Transport
+from driftwatch.manifests import paused_gc
 from driftwatch.policy import NetworkPolicy
 
 __all__ = ["PolicyWatcher", "WatchStats"]
@@ -262,7 +263,7 @@ class PolicyWatcher:
             try:
                 # Thousands of long-lived objects: no collection passes while they are
                 # built, and none over them afterwards (see WatchOptions.freeze_gc).
-                with collector_paused(freeze=self.options.freeze_gc):
+                with paused_gc(freeze=self.options.freeze_gc):
                     listing = await self._transport.list_all(scope.namespace)
             except (LiveUnavailableError, LiveExpiredError) as error:
                 self._restarted(scope, error.reason, error)
