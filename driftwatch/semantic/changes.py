@@ -89,11 +89,13 @@ def _pod_flows(
 ) -> list[Flow]:
     out = []
     same = other.pods if other is not None else frozenset()
-    for peer, ports in sorted(have.pods - same, key=lambda item: repr(item[0])):
+    for peer, ports in have.pods - same:
         # An entry the other side has as it is allows nothing new; only the rest is compared.
         rest = other.uncovered(peer, ports) if other is not None else ports
         if rest:
             out.append(Flow(direction, view, rest, pods=peer))
+    # A stable order, whatever the set's (hash-seeded) iteration order was.
+    out.sort(key=lambda flow: repr(flow.pods))
     return out
 
 

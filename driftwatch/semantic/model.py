@@ -106,27 +106,43 @@ EVERY_POD = PodPeer((), ())
 Entry = tuple[PodPeer, PortSet]
 
 
-@dataclass(frozen=True, slots=True)
 class _Indexes:
-    """Lookups over a direction's pod entries, so containment queries visit only entries
-    that can match (see :attr:`PodPeer.pins`) instead of every peer."""
+    """Lookups over a direction's pod entries, each built on first use, so containment
+    queries visit only entries that can match (see :attr:`PodPeer.pins`), not every peer."""
 
-    by_peer: dict[PodPeer, PortSet]
-    anchored: dict[Pin | None, list[Entry]]
-    """Each entry under one of its pins (its smallest; ``None`` when it has none)."""
-    pinned: dict[Pin, list[Entry]]
-    """Each entry under every one of its pins."""
+    __slots__ = ("_anchored", "_entries", "_pinned", "by_peer")
 
-    @staticmethod
-    def of(entries: frozenset[Entry]) -> _Indexes:
-        out = _Indexes({}, {}, {})
-        for entry in entries:
-            peer = entry[0]
-            out.by_peer[peer] = entry[1]
-            out.anchored.setdefault(min(peer.pins, default=None), []).append(entry)
-            for pin in peer.pins:
-                out.pinned.setdefault(pin, []).append(entry)
-        return out
+    def __init__(self, entries: frozenset[Entry]) -> None:
+        self._entries = entries
+        self.by_peer: dict[PodPeer, PortSet] = dict(entries)
+        self._pinned: dict[Pin, list[Entry]] | None = None
+        self._anchored: dict[Pin | None, list[Entry]] | None = None
+
+    @property
+    def pinned(self) -> dict[Pin, list[Entry]]:
+        """Each entry under every one of its pins."""
+        if self._pinned is None:
+            pinned: dict[Pin, list[Entry]] = {}
+            for entry in self._entries:
+                for pin in entry[0].pins:
+                    pinned.setdefault(pin, []).append(entry)
+            self._pinned = pinned
+        return self._pinned
+
+    @property
+    def anchored(self) -> dict[Pin | None, list[Entry]]:
+        """Each entry under one of its pins: its rarest (a pin most entries share, such as
+        the policy's own namespace, would send every query to all of them); ``None`` when
+        it has none."""
+        if self._anchored is None:
+            sizes = {pin: len(entries) for pin, entries in self.pinned.items()}
+            anchored: dict[Pin | None, list[Entry]] = {}
+            for entry in self._entries:
+                pins = entry[0].pins
+                anchor = min(pins, key=sizes.__getitem__) if pins else None
+                anchored.setdefault(anchor, []).append(entry)
+            self._anchored = anchored
+        return self._anchored
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +168,7 @@ class DirectionView:
         # Built on first use: most views are only compared whole, never queried.
         indexes = self._indexes
         if indexes is None:
-            indexes = _Indexes.of(self.pods)
+            indexes = _Indexes(self.pods)
             object.__setattr__(self, "_indexes", indexes)
         return indexes
 
