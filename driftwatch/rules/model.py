@@ -115,6 +115,8 @@ class RuleContext:
     live: NetworkPolicy | None
     changes: ChangeSet | None = None
     settings: RuleSettings = field(default_factory=RuleSettings)
+    memo: dict[object, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """What one rule works out that others need too (per context: see ``risk._memo``)."""
 
 
 class Hit(NamedTuple):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar, cast
 
 from driftwatch.policy import NetworkPolicy, PolicyRule
 from driftwatch.rules.model import Direction, Hit, Rule, RuleContext, RuleFunc, Severity, Status
@@ -48,6 +49,8 @@ SENSITIVE_PORTS = PortSet.build(
 Kubernetes API, Elasticsearch, kubelet, MongoDB): the default of ``RuleOptions.settings``,
 the same as the configuration's built-in list."""
 
+T = TypeVar("T")
+
 
 def _capped(hits: list[Hit]) -> Iterator[Hit]:
     yield from hits[:MAX_FLOWS]
@@ -69,16 +72,27 @@ def _views(ctx: RuleContext) -> tuple[PolicyView | None, PolicyView | None]:
     return ctx.changes.desired, ctx.changes.live
 
 
+def _memo(ctx: RuleContext, key: object, compute: Callable[[], T]) -> T:
+    """``compute()`` once per context: several rules need the same derived values."""
+    if key not in ctx.memo:
+        ctx.memo[key] = compute()
+    return cast(T, ctx.memo[key])
+
+
 def _comparable_desired(ctx: RuleContext) -> PolicyView | None:
     """The desired view where its allowances apply to all the live policy's pods."""
-    desired, live = _views(ctx)
-    if desired is None or live is None or not sel.contains(desired.target, live.target):
-        return None
-    return desired
+
+    def compute() -> PolicyView | None:
+        desired, live = _views(ctx)
+        if desired is None or live is None or not sel.contains(desired.target, live.target):
+            return None
+        return desired
+
+    return _memo(ctx, "comparable", compute)
 
 
 def _public(ctx: RuleContext, family: iv.Intervals) -> iv.Intervals:
-    return iv.subtract(family, ctx.settings.trusted)
+    return _memo(ctx, ("public", family), lambda: iv.subtract(family, ctx.settings.trusted))
 
 
 _FAMILIES: tuple[tuple[str, str, iv.Intervals, iv.Intervals], ...] = (
@@ -111,16 +125,22 @@ def _new_world(ctx: RuleContext, direction: str) -> dict[str, PortSet]:
 
     Per family: Git allowing all of IPv4 does not make all of IPv6 old news.
     """
-    _, live = _views(ctx)
-    desired = _comparable_desired(ctx)
-    out: dict[str, PortSet] = {}
-    for _, cidr, _, public in _FAMILIES:
-        ports = _world_ports(ctx, live, direction, public) - _world_ports(
-            ctx, desired, direction, public
-        )
-        if ports:
-            out[cidr] = ports
-    return out
+
+    def compute() -> dict[str, PortSet]:
+        out: dict[str, PortSet] = {}
+        if not _added(ctx, direction):  # nothing new at all: nothing newly open to the world
+            return out
+        _, live = _views(ctx)
+        desired = _comparable_desired(ctx)
+        for _, cidr, _, public in _FAMILIES:
+            ports = _world_ports(ctx, live, direction, public) - _world_ports(
+                ctx, desired, direction, public
+            )
+            if ports:
+                out[cidr] = ports
+        return out
+
+    return _memo(ctx, ("new-world", direction), compute)
 
 
 def _flow_hit(flow: Flow, verb: str = "is now allowed", escalate: int = 0) -> Hit:
