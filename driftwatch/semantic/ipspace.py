@@ -87,8 +87,15 @@ def build_map(entries: Iterable[tuple[iv.Intervals, PortSet]]) -> IPMap:
     pieces = [(lo, hi, ports) for ranges, ports in entries if ports for lo, hi in ranges]
     if not pieces:
         return ()
+    pieces.sort(key=lambda piece: piece[0])
+    if all(a[1] < b[0] for a, b in itertools.pairwise(pieces)):
+        # The usual case (disjoint blocks): the map is the pieces, equal neighbours merged.
+        out: list[tuple[int, int, PortSet]] = []
+        for lo, hi, ports in pieces:
+            _append(out, lo, hi, ports)
+        return tuple(out)
     cuts = sorted({b for lo, hi, _ in pieces for b in (lo, hi + 1)})
-    out: list[tuple[int, int, PortSet]] = []
+    out = []
     for start, stop in itertools.pairwise(cuts):
         ports = NO_PORTS
         for lo, hi, p in pieces:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -105,6 +106,9 @@ class PortSet:
 
     def describe(self) -> str:
         """``TCP 80, 443, 8000-8999; UDP 53; TCP port "metrics"``, or ``all ports``."""
+        return _describe(self)
+
+    def _describe(self) -> str:
         if self.is_all:
             return "all ports"
         missing = ALL_PORTS - self
@@ -123,6 +127,9 @@ class PortSet:
 
     def to_json(self) -> list[str]:
         """``["TCP/80", "TCP/8000-8999", "UDP/53", "TCP/metrics"]``; ``["all"]`` for every port."""
+        return list(_to_json(self))
+
+    def _to_json(self) -> list[str]:
         if self.is_all:
             return ["all"]
         out: list[str] = []
@@ -134,3 +141,14 @@ class PortSet:
 
 ALL_PORTS = PortSet(tuple((p, _FULL) for p in PROTOCOLS), frozenset())
 NO_PORTS = PortSet()
+
+
+# Port sets repeat across flows, findings and policies; their texts are asked for many times.
+@functools.lru_cache(maxsize=16384)
+def _describe(ports: PortSet) -> str:
+    return ports._describe()
+
+
+@functools.lru_cache(maxsize=16384)
+def _to_json(ports: PortSet) -> tuple[str, ...]:
+    return tuple(ports._to_json())

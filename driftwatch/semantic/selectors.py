@@ -162,6 +162,7 @@ def split_in(sel: Sel, limit: int = 32) -> list[Sel]:
     return list(pieces)
 
 
+@functools.lru_cache(maxsize=16384)
 def describe(sel: Sel) -> str:
     if sel is None:
         return "nothing"
