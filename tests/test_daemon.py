@@ -265,6 +265,11 @@ async def test_a_git_commit_that_matches_the_cluster_resolves_and_a_broken_one_i
             assert "policies/shop/frontend.yaml:" in errors[0]["error"]
             assert daemon.desired_commit == first
             assert len(rec.events) == 1
+            # Polling again finds the same commit: nothing is re-read or re-reported.
+            with capture_logs() as again:
+                daemon.refresh.set()
+                await asyncio.sleep(0.5)
+            assert not [e for e in again if e["event"] != "stopping"], again
 
             # Git adopts the live change: the drift resolves because Git changed.
             docs = list(yaml.safe_load_all(good_text))

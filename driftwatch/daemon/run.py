@@ -19,18 +19,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from kubernetes_asyncio.client import ApiClient
 
 from driftwatch.daemon.notifier import Notifier
 from driftwatch.daemon.supervisor import Supervisor
-from driftwatch.desired import DesiredState, DesiredStateError, load_git, load_path
+from driftwatch.desired import (
+    DesiredState,
+    DesiredStateError,
+    fetch_commit,
+    load_git,
+    load_path,
+)
 from driftwatch.drift import DriftEvent, DriftTracker
 from driftwatch.live import (
     Backoff,
@@ -139,7 +145,7 @@ class Daemon:
 
     # --- desired state ---------------------------------------------------------------------
 
-    def _load(self) -> DesiredState:
+    def _load(self, commit: str | None = None) -> DesiredState:
         desired = self.settings.desired
         assert desired is not None  # noqa: S101 - checked in __init__
         namespace = self.settings.default_namespace
@@ -147,7 +153,7 @@ class Daemon:
             git = desired.git
             return load_git(
                 git.url,
-                ref=git.ref,
+                ref=commit or git.ref,
                 subpath=git.path,
                 cache_dir=self._git_cache,
                 default_namespace=namespace,
@@ -156,10 +162,10 @@ class Daemon:
         assert desired.path is not None  # noqa: S101 - the model requires one of the two
         return load_path(desired.path, default_namespace=namespace, executor=self._executor)
 
-    async def _load_off_loop(self) -> DesiredState:
+    async def _load_off_loop(self, commit: str | None = None) -> DesiredState:
         # No collections while 10,000 manifests are parsed (they would find nothing).
         with paused_gc(freeze=self.tuning.watch.freeze_gc):
-            return await asyncio.to_thread(self._load)
+            return await asyncio.to_thread(self._load, commit)
 
     async def _desired_task(self) -> None:
         desired = self.settings.desired
@@ -170,22 +176,31 @@ class Daemon:
         if desired.git is None:
             await asyncio.Event().wait()  # a directory is read once; nothing to poll
             return
-        interval = desired.git.poll_interval
+        git = desired.git
+        failed: str | None = None  # a commit that could not be read: reported once
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.refresh.wait(), timeout=interval)
+                await asyncio.wait_for(self.refresh.wait(), timeout=git.poll_interval)
             self.refresh.clear()
+            commit: str | None = None
             try:
-                state = await self._load_off_loop()
+                # Fetch and resolve first: the tree is read only when the commit changed.
+                commit = await asyncio.to_thread(
+                    fetch_commit, git.url, ref=git.ref, cache_dir=self._git_cache
+                )
+                if commit in (self.desired_commit, failed):
+                    continue
+                state = await self._load_off_loop(commit)
             except DesiredStateError as error:
                 self.log.error(
                     "cannot read the desired state; keeping the last good one",
                     error=str(error),
                     commit=self.desired_commit,
                 )
+                failed = commit  # None when the fetch itself failed: retried next time
                 continue
-            if state.commit != self.desired_commit or state.commit is None:
-                self._accept(state)
+            failed = None
+            self._accept(state)
 
     def _accept(self, state: DesiredState) -> None:
         self.log.info(
@@ -224,7 +239,7 @@ class Daemon:
         )
         self._watcher = watcher
         self.log.info("watching", server=watcher.server, cluster=cluster.name)
-        events = cast(AsyncGenerator[LiveEvent, None], watcher.events())
+        events = watcher.events()
         async with contextlib.aclosing(events):
             async for event in events:
                 self._queue.put_nowait((event, time.perf_counter()))

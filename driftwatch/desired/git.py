@@ -33,7 +33,7 @@ from driftwatch.desired._process import (
 )
 from driftwatch.desired.model import DesiredState, DesiredStateError
 
-__all__ = ["default_cache_dir", "load_git", "mirror_dir"]
+__all__ = ["default_cache_dir", "fetch_commit", "load_git", "mirror_dir"]
 
 _REMOTE_HEAD = "refs/driftwatch/remote-head"
 _FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
@@ -175,6 +175,26 @@ def _clean_subpath(subpath: str | None, where: str) -> str | None:
             f"{where}: subpath {subpath!r} must be a relative path inside the repository"
         )
     return "/".join(parts) or None
+
+
+def fetch_commit(url: str, *, ref: str | None = None, cache_dir: Path | None = None) -> str:
+    """Fetch ``url`` into its mirror and return the commit ``ref`` (default: the remote's
+    HEAD) points at, without reading any file: the daemon's poll asks this first and loads
+    the tree only when the commit changed. Raises :class:`DesiredStateError`."""
+    remote = _remote(url)
+    where = f"{redact_url(remote)}@{ref or 'HEAD'}"
+    mirror = mirror_dir(url, cache_dir)
+    repo = _Repo(mirror, remote, where)
+    try:
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DesiredStateError(
+            f"{where}: cannot use the cache directory {mirror.parent}: {reason}"
+        ) from None
+    with _locked(mirror):
+        repo.sync(with_head=ref in (None, "HEAD"))
+        return repo.resolve(ref)
 
 
 def load_git(

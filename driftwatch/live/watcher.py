@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -138,7 +138,7 @@ class PolicyWatcher:
         """The watcher's current view (read-only, kept up to date by :meth:`events`)."""
         return MappingProxyType(self._cache.policies)
 
-    async def events(self) -> AsyncIterator[LiveEvent]:
+    async def events(self) -> AsyncGenerator[LiveEvent, None]:
         """:class:`LiveSynced` first, then changes, until cancelled or closed; raises a
         :class:`LiveError` the watcher cannot recover from."""
         if self._running:
