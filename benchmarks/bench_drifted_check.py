@@ -37,7 +37,7 @@ from driftwatch.desired import load_path
 from driftwatch.drift import compare_all
 from driftwatch.live import load_snapshot
 from driftwatch.rules import RuleEngine
-from driftwatch.semantic.model import _view
+from driftwatch.semantic.model import clear_caches
 
 Obj = dict[str, Any]
 
@@ -144,7 +144,7 @@ def _phases(desired: Path, live: Path, repeat: int) -> dict[str, float]:
     for _ in range(repeat):
         # Fresh, as in a new `driftwatch check`: the model cache would otherwise hand the
         # second and later repetitions every view computed by the first.
-        _view.cache_clear()
+        clear_caches()
         t0 = time.perf_counter()
         d = load_path(desired)
         t1 = time.perf_counter()

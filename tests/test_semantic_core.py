@@ -8,6 +8,7 @@ property tests in ``test_semantic_properties.py`` check the same pieces over gen
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from driftwatch.policy import (
     PolicyKey,
     PolicyPort,
     Requirement,
+    parse_policy,
 )
 from driftwatch.rules import Direction, RuleEngine
 from driftwatch.semantic import (
@@ -923,3 +925,29 @@ def test_rewritten_ignored_rules_are_only_cosmetic(rewritten: dict[str, Any]) ->
     b = policy(policyTypes=["Ingress"], egress=[rewritten])
     assert cs(a, b).equivalent
     assert [f.rule for f in compare(KEY, a, b, RuleEngine()).findings] == ["cosmetic"]
+
+
+def test_a_rule_changed_after_parsing_is_analysed_afresh() -> None:
+    """Parsed rules carry their text so the model can reuse its work by a string lookup; a
+    rule changed afterwards (``dataclasses.replace``) must not inherit that text."""
+    policy = parse_policy(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {
+                "podSelector": {},
+                "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 80}]}],
+            },
+        }
+    )
+    rule = policy.spec.ingress[0]
+    assert rule.text is not None
+    before = view_of(policy)
+    changed = replace(rule, ports=(PolicyPort("TCP", 443),))
+    assert changed.text is None
+    after = view_of(replace(policy, spec=replace(policy.spec, ingress=(changed,))))
+    ((_, ports_before),) = before.ingress.pods
+    ((_, ports_after),) = after.ingress.pods
+    assert ports_before.describe() == "TCP 80"
+    assert ports_after.describe() == "TCP 443"

@@ -175,6 +175,12 @@ class PolicyRule:
 
     peers: tuple[Peer, ...] = ()
     ports: tuple[PolicyPort, ...] = ()
+    text: str | None = field(default=None, init=False, compare=False, repr=False)
+    """The rule as written (canonical JSON), set by ``parse_policy`` only: equal texts mean
+    equal rules, so work on one can be reused for the other by a string lookup. Not part of
+    ``==`` (rules written differently can still be equal), and not an ``__init__`` argument,
+    so ``dataclasses.replace`` (or a copy through pickle) never carries a stale text over to
+    a changed rule."""
     _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
 

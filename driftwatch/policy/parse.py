@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -311,7 +312,18 @@ def _rule(ctx: _Ctx, value: Any, path: str, peers_field: str) -> PolicyRule:
         _port(ctx, p, f"{path}.ports[{i}]")
         for i, p in enumerate(ctx.sequence(rule.get("ports"), f"{path}.ports"))
     )
-    return PolicyRule(peers, ports)
+    parsed = PolicyRule(peers, ports)
+    object.__setattr__(parsed, "text", _rule_text(rule))
+    return parsed
+
+
+def _rule_text(rule: Mapping[str, Any]) -> str | None:
+    """The rule as written, as canonical JSON (C-fast): equal texts are equal rules, so the
+    connectivity model can reuse its work on a rule it has seen (see PolicyRule.text)."""
+    try:
+        return json.dumps(rule, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
 
 
 def _peer(ctx: _Ctx, value: Any, path: str) -> Peer:

@@ -21,7 +21,15 @@ from driftwatch.semantic import selectors as sel
 from driftwatch.semantic.ipspace import ALL_IPS, IPMap, block_intervals, build_map
 from driftwatch.semantic.ports import NO_PORTS, PortSet
 
-__all__ = ["DirectionView", "PodPeer", "PolicyView", "allows_same", "rules_allowance", "view_of"]
+__all__ = [
+    "DirectionView",
+    "PodPeer",
+    "PolicyView",
+    "allows_same",
+    "clear_caches",
+    "rules_allowance",
+    "view_of",
+]
 
 INGRESS, EGRESS = "ingress", "egress"
 
@@ -258,23 +266,63 @@ def _ports_of(ports: tuple[PolicyPort, ...]) -> PortSet:
     return PortSet.of(ports)
 
 
+_Part = tuple[tuple[tuple[PodPeer, PortSet], ...], tuple[tuple[iv.Intervals, PortSet], ...]]
+"""What one rule allows: pod peers with their ports, and address ranges with theirs."""
+
+_CACHE_LIMIT = 65536
+_RULE_PARTS: dict[tuple[str, str], _Part] = {}
+"""Rule parts by (namespace, rule text): a live policy shares most rules with its desired
+version, so classifying a change analyses the rules that changed and looks up the rest."""
+_VIEWS: dict[tuple[object, ...], PolicyView] = {}
+"""Views by namespace, selector, types and rule texts: keyed by strings, not by hashing a
+freshly parsed spec's whole tree."""
+
+
+def clear_caches() -> None:
+    """Forget every view and rule analysed so far (benchmarks measuring cold work)."""
+    _RULE_PARTS.clear()
+    _VIEWS.clear()
+    _view.cache_clear()
+
+
+def _compute_part(rule: PolicyRule, namespace: str) -> _Part:
+    ports = _ports_of(rule.ports)
+    if not rule.peers:
+        return ((EVERY_POD, ports),), ((ALL_IPS, ports),)
+    pods: dict[PodPeer, PortSet] = {}
+    ips: list[tuple[iv.Intervals, PortSet]] = []
+    for peer in rule.peers:
+        if peer.ip_block is not None:
+            ips.append((block_intervals(peer.ip_block), ports))
+            continue
+        for piece in _peer_pieces(peer, namespace):
+            pods[piece] = ports  # one rule: one port set for all its peers
+    return tuple(pods.items()), tuple(ips)
+
+
+def _rule_part(rule: PolicyRule, namespace: str) -> _Part:
+    if rule.text is None:
+        return _compute_part(rule, namespace)
+    key = (namespace, rule.text)
+    part = _RULE_PARTS.get(key)
+    if part is None:
+        if len(_RULE_PARTS) >= _CACHE_LIMIT:
+            _RULE_PARTS.clear()
+        part = _RULE_PARTS[key] = _compute_part(rule, namespace)
+    return part
+
+
 def _direction(rules: tuple[PolicyRule, ...], isolated: bool, namespace: str) -> DirectionView:
     if not isolated:
         return DirectionView(False, len(rules), frozenset(), ())
     pods: dict[PodPeer, PortSet] = {}
     ips: list[tuple[iv.Intervals, PortSet]] = []
     for rule in rules:
-        ports = _ports_of(rule.ports)
-        if not rule.peers:
-            pods[EVERY_POD] = pods.get(EVERY_POD, PortSet()) | ports
-            ips.append((ALL_IPS, ports))
-            continue
-        for peer in rule.peers:
-            if peer.ip_block is not None:
-                ips.append((block_intervals(peer.ip_block), ports))
-                continue
-            for piece in _peer_pieces(peer, namespace):
-                pods[piece] = pods.get(piece, PortSet()) | ports
+        rule_pods, rule_ips = _rule_part(rule, namespace)
+        for piece, ports in rule_pods:
+            have = pods.get(piece)
+            pods[piece] = ports if have is None else have | ports
+        ips.extend(rule_ips)
     return DirectionView(True, len(rules), frozenset(pods.items()), build_map(ips))
 
 
@@ -312,4 +360,15 @@ def _view(namespace: str, spec: PolicySpec) -> PolicyView:
 
 def view_of(policy: NetworkPolicy) -> PolicyView:
     """The connectivity model of ``policy`` (cached: policies repeat across evaluations)."""
-    return _view(policy.namespace, policy.spec)
+    spec = policy.spec
+    ingress = tuple(r.text for r in spec.ingress)
+    egress = tuple(r.text for r in spec.egress)
+    if None in ingress or None in egress:  # built in code, not parsed: key on the values
+        return _view(policy.namespace, spec)
+    key = (policy.namespace, spec.pod_selector, spec.policy_types, ingress, egress)
+    view = _VIEWS.get(key)
+    if view is None:
+        if len(_VIEWS) >= _CACHE_LIMIT:
+            _VIEWS.clear()
+        view = _VIEWS[key] = _view.__wrapped__(policy.namespace, spec)
+    return view
