@@ -31,8 +31,17 @@ def report_json(report: Report) -> dict[str, Any]:
     return {"summary": summary, "drifts": [drift_json(d) for d in report.drifts]}
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+"""Without ``indent``, so the C encoder does the work (with it, json falls back to Python:
+a third of the time of a 10,000-drift report)."""
+
+
 def render_json(report: Report) -> str:
-    return json.dumps(report_json(report), indent=2, ensure_ascii=False) + "\n"
+    """The report as JSON: the summary, then one drift per line."""
+    data = report_json(report)
+    drifts = ",\n  ".join(_ENCODER.encode(d) for d in data["drifts"])
+    listed = f"[\n  {drifts}\n ]" if drifts else "[]"
+    return f'{{"summary": {_ENCODER.encode(data["summary"])},\n "drifts": {listed}}}\n'
 
 
 class _Paint:
