@@ -20,7 +20,7 @@ import sys
 import textwrap
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -81,6 +81,18 @@ def shop_policy(name: str) -> dict[str, Any]:
 # The real kubectl
 
 
+@contextlib.contextmanager
+def kubectl_and_daemon_settings(tmp_path: Path) -> Iterator[tuple[Kubectl, Settings]]:
+    """A sandbox holding the examples (in a thread, for the blocking kubectl runs), a kubectl
+    for it, and the settings of a daemon that watches it with the examples as Git."""
+    with SandboxThread(seed=[EXAMPLES], bookmark_interval=0.2) as sandbox:
+        kubeconfig = sandbox.kubeconfig_path(tmp_path)
+        yield (
+            Kubectl(kubeconfig, tmp_path / "home"),
+            settings_for(kubeconfig, {"path": str(EXAMPLES)}),
+        )
+
+
 EDITOR = textwrap.dedent(
     """\
     import sys, yaml
@@ -99,10 +111,7 @@ EDITOR = textwrap.dedent(
 def test_kubectl_edit_opens_one_drift_and_reapplying_git_resolves_it(tmp_path: Path) -> None:
     editor = tmp_path / "editor.py"
     editor.write_text(EDITOR)
-    with SandboxThread(seed=[EXAMPLES], bookmark_interval=0.2) as sandbox:
-        kubeconfig = sandbox.kubeconfig_path(tmp_path)
-        kubectl = Kubectl(kubeconfig, tmp_path / "home")
-        settings = settings_for(kubeconfig, {"path": str(EXAMPLES)})
+    with kubectl_and_daemon_settings(tmp_path) as (kubectl, settings):
 
         async def scenario() -> None:
             async with running(settings) as (_, rec):
@@ -146,10 +155,7 @@ def test_kubectl_edit_opens_one_drift_and_reapplying_git_resolves_it(tmp_path: P
 @pytest.mark.kubectl
 @needs_kubectl
 def test_kubectl_patch_and_delete_name_their_managers(tmp_path: Path) -> None:
-    with SandboxThread(seed=[EXAMPLES], bookmark_interval=0.2) as sandbox:
-        kubeconfig = sandbox.kubeconfig_path(tmp_path)
-        kubectl = Kubectl(kubeconfig, tmp_path / "home")
-        settings = settings_for(kubeconfig, {"path": str(EXAMPLES)})
+    with kubectl_and_daemon_settings(tmp_path) as (kubectl, settings):
 
         async def scenario() -> None:
             async with running(settings) as (_, rec):

@@ -177,22 +177,27 @@ def _clean_subpath(subpath: str | None, where: str) -> str | None:
     return "/".join(parts) or None
 
 
+def _open_mirror(url: str, ref: str | None, cache_dir: Path | None) -> _Repo:
+    """The mirror of ``url`` (its cache directory created), with errors naming ``url@ref``."""
+    remote = _remote(url)
+    where = f"{redact_url(remote)}@{ref or 'HEAD'}"
+    repo = _Repo(mirror_dir(url, cache_dir), remote, where)
+    try:
+        repo.mirror.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DesiredStateError(
+            f"{where}: cannot use the cache directory {repo.mirror.parent}: {reason}"
+        ) from None
+    return repo
+
+
 def fetch_commit(url: str, *, ref: str | None = None, cache_dir: Path | None = None) -> str:
     """Fetch ``url`` into its mirror and return the commit ``ref`` (default: the remote's
     HEAD) points at, without reading any file: the daemon's poll asks this first and loads
     the tree only when the commit changed. Raises :class:`DesiredStateError`."""
-    remote = _remote(url)
-    where = f"{redact_url(remote)}@{ref or 'HEAD'}"
-    mirror = mirror_dir(url, cache_dir)
-    repo = _Repo(mirror, remote, where)
-    try:
-        mirror.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise DesiredStateError(
-            f"{where}: cannot use the cache directory {mirror.parent}: {reason}"
-        ) from None
-    with _locked(mirror):
+    repo = _open_mirror(url, ref, cache_dir)
+    with _locked(repo.mirror):
         repo.sync(with_head=ref in (None, "HEAD"))
         return repo.resolve(ref)
 
@@ -228,18 +233,10 @@ def load_git(
     safe = redact_url(remote)
     where = f"{safe}@{ref or 'HEAD'}"
     sub = _clean_subpath(subpath, where)
-    mirror = mirror_dir(url, cache_dir)
-    repo = _Repo(mirror, remote, where)
-    try:
-        mirror.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise DesiredStateError(
-            f"{where}: cannot use the cache directory {mirror.parent}: {reason}"
-        ) from None
+    repo = _open_mirror(url, ref, cache_dir)
     with tempfile.TemporaryDirectory(prefix="driftwatch-git-") as tmp:
         root = Path(tmp).resolve()
-        with _locked(mirror):
+        with _locked(repo.mirror):
             repo.sync(with_head=ref in (None, "HEAD"))
             sha = repo.resolve(ref)
             if sub is not None and not repo.has_path(sha, sub):

@@ -11,8 +11,9 @@ label; IP peers are an :data:`~driftwatch.semantic.ipspace.IPMap`. An empty
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from driftwatch.policy import NetworkPolicy, Peer, PolicyPort, PolicyRule, PolicySpec
 from driftwatch.policy.hashing import cached_hash
@@ -34,6 +35,8 @@ __all__ = [
 INGRESS, EGRESS = "ingress", "egress"
 
 Pin = tuple[int, str, str]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @cached_hash
@@ -274,15 +277,24 @@ _RULE_PARTS: dict[tuple[str, str], _Part] = {}
 """Rule parts by (namespace, rule text): a live policy shares most rules with its desired
 version, so classifying a change analyses the rules that changed and looks up the rest."""
 _VIEWS: dict[tuple[object, ...], PolicyView] = {}
-"""Views by namespace, selector, types and rule texts: keyed by strings, not by hashing a
-freshly parsed spec's whole tree."""
+"""Views by namespace, selector, types and rule texts (keyed by strings, not by hashing a
+freshly parsed spec's whole tree), or by namespace and spec for rules built in code."""
 
 
 def clear_caches() -> None:
     """Forget every view and rule analysed so far (benchmarks measuring cold work)."""
     _RULE_PARTS.clear()
     _VIEWS.clear()
-    _view.cache_clear()
+
+
+def _cached(cache: dict[K, V], key: K, compute: Callable[[], V]) -> V:
+    """``cache[key]``, computed on a miss; a full cache starts over (bounded memory)."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        value = cache[key] = compute()
+    return value
 
 
 def _compute_part(rule: PolicyRule, namespace: str) -> _Part:
@@ -303,13 +315,7 @@ def _compute_part(rule: PolicyRule, namespace: str) -> _Part:
 def _rule_part(rule: PolicyRule, namespace: str) -> _Part:
     if rule.text is None:
         return _compute_part(rule, namespace)
-    key = (namespace, rule.text)
-    part = _RULE_PARTS.get(key)
-    if part is None:
-        if len(_RULE_PARTS) >= _CACHE_LIMIT:
-            _RULE_PARTS.clear()
-        part = _RULE_PARTS[key] = _compute_part(rule, namespace)
-    return part
+    return _cached(_RULE_PARTS, (namespace, rule.text), lambda: _compute_part(rule, namespace))
 
 
 def _direction(rules: tuple[PolicyRule, ...], isolated: bool, namespace: str) -> DirectionView:
@@ -348,7 +354,6 @@ def allows_same(
     )
 
 
-@functools.lru_cache(maxsize=65536)
 def _view(namespace: str, spec: PolicySpec) -> PolicyView:
     return PolicyView(
         namespace=namespace,
@@ -363,12 +368,9 @@ def view_of(policy: NetworkPolicy) -> PolicyView:
     spec = policy.spec
     ingress = tuple(r.text for r in spec.ingress)
     egress = tuple(r.text for r in spec.egress)
+    key: tuple[object, ...]
     if None in ingress or None in egress:  # built in code, not parsed: key on the values
-        return _view(policy.namespace, spec)
-    key = (policy.namespace, spec.pod_selector, spec.policy_types, ingress, egress)
-    view = _VIEWS.get(key)
-    if view is None:
-        if len(_VIEWS) >= _CACHE_LIMIT:
-            _VIEWS.clear()
-        view = _VIEWS[key] = _view.__wrapped__(policy.namespace, spec)
-    return view
+        key = (policy.namespace, spec)
+    else:
+        key = (policy.namespace, spec.pod_selector, spec.policy_types, ingress, egress)
+    return _cached(_VIEWS, key, lambda: _view(policy.namespace, spec))
