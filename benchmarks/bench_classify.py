@@ -6,18 +6,20 @@ Run: python -m benchmarks.bench_classify [--iterations N] [--cpu N] [--profile]
 The desired policy has 10 ingress rules x 10 peers (pod selectors, namespace selectors,
 both, ipBlocks with excepts; three ports per rule, one a range) and two egress rules; each
 live copy differs by one change. Every iteration classifies fresh objects: the pair is
-parsed anew beforehand (outside the timing) and the connectivity model's caches of views
-and rules (``driftwatch.semantic.model.clear_caches``) are cleared, so no view or rule
+parsed anew beforehand (outside the timing) and the model's caches of views, rules, port set
+operations and peer texts (``driftwatch.semantic.model.clear_caches``) are cleared, so nothing
 analysed for an earlier iteration helps (the caches of canonical selectors, CIDRs and port
 texts stay warm: they hold small values that recur across any cluster's policies). Timed,
 per iteration, with ``time.perf_counter_ns`` on one pinned core:
-``driftwatch.drift.compare(key, desired, live, engine)`` end to end, cold; the same with the
-desired policy analysed beforehand, untimed (``Git known``: what the daemon does for a live
-change, Git's views being cached since it was loaded; the live rules equal to Git's are then
-looked up by their text, the changed one is analysed); and the cold parts separately:
-``view_of()`` of both sides, ``changes()``, the rules (``engine.evaluate`` with the change
-set given), and the rest of ``compare`` (the ``==`` status check and the unified diff, which
-``compare`` itself leaves until it is read). Goal: median <= 200 us for ``compare``.
+``driftwatch.drift.compare(key, desired, live, engine)`` end to end, cold; the same with Git
+known (``Git known``: what the daemon does for a live change: Git's policy is one object
+parsed when Git was loaded, and its view, built and prepared beforehand, untimed, is cached;
+the live rules equal to Git's are then looked up by their text, the changed one is analysed,
+and the change set is computed from the rules that differ); ``prepare()`` of Git's view
+(what the first change of a key pays once on top, building Git's lookups); and the cold parts
+separately: ``view_of()`` of both sides, ``changes()``, the rules (``engine.evaluate`` with the
+change set given), and the rest of ``compare`` (the ``==`` status check and the unified diff,
+which ``compare`` itself leaves until it is read). Goal: median <= 200 us for ``compare``.
 
 ``--profile`` also runs cProfile over the whole ``compare`` loop and prints the hotspots.
 """
@@ -168,12 +170,16 @@ def _pairs(
 def _steady_pairs(
     desired: dict[str, Any], live: dict[str, Any], n: int
 ) -> Iterator[tuple[NetworkPolicy, NetworkPolicy]]:
-    """As the daemon sees a change: the desired policy was analysed when Git was loaded
-    (its view is cached, untimed), the live one arrives freshly parsed; the rules it shares
-    with Git are known, the changed one is not."""
-    for d, lv in _pairs(desired, live, n):
-        view_of(d)
-        yield d, lv
+    """As the daemon sees a change: Git's policy was parsed and analysed when Git was loaded
+    (one object for the whole run; its view built and prepared, untimed, after the caches
+    are cleared), the live one arrives freshly parsed; the rules it shares with Git are
+    known, the changed one is not."""
+    git = parse_policy(desired)
+    for _ in range(n):
+        lv = parse_policy(live)
+        clear_caches()
+        view_of(git).prepare()
+        yield git, lv
 
 
 def measure(
@@ -183,6 +189,7 @@ def measure(
     samples: dict[str, list[int]] = {
         "compare()": [],
         "compare(), Git known": [],
+        "prepare() of Git's view": [],
         "view_of() x2": [],
         "changes()": [],
         "rules": [],
@@ -199,6 +206,13 @@ def measure(
         drift = compare(key, d, lv, engine)
         samples["compare()"].append(clock() - t0)
         assert drift.status is Status.MODIFIED
+
+    gc.collect()
+    for d, _ in _pairs(desired, live, iterations):
+        view = view_of(d)
+        t0 = clock()
+        view.prepare()
+        samples["prepare() of Git's view"].append(clock() - t0)
 
     gc.collect()
     for d, lv in _steady_pairs(desired, live, iterations):
@@ -263,13 +277,14 @@ def main() -> None:
         rules = sorted({f.rule for f in drift.findings})
         print()
         print(f"live: {name}  ->  severity {drift.severity}, findings: {', '.join(rules)}")
-        print(f"  {'phase':<22} {'median us':>10} {'p95 us':>10} {'mean us':>10}")
+        print(f"  {'phase':<24} {'median us':>10} {'p95 us':>10} {'mean us':>10}")
         for phase, values in samples.items():
             med, p95, mean = _stats(values)
-            print(f"  {phase:<22} {med:>10.1f} {p95:>10.1f} {mean:>10.1f}")
-        med = _stats(samples["compare()"])[0]
-        verdict = "meets" if med <= 200 else "misses"
-        print(f"  goal: median compare() <= 200 us: {verdict} ({med:.1f} us)")
+            print(f"  {phase:<24} {med:>10.1f} {p95:>10.1f} {mean:>10.1f}")
+        for figure in ("compare()", "compare(), Git known"):
+            med = _stats(samples[figure])[0]
+            verdict = "meets" if med <= 200 else "misses"
+            print(f"  goal: median {figure} <= 200 us: {verdict} ({med:.1f} us)")
     if args.profile:
         for name, change in VARIANTS.items():
             print(f"\n=== cProfile, live: {name} ({args.profile_iterations} iterations) ===")

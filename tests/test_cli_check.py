@@ -23,7 +23,8 @@ import yaml
 
 import benchmarks.generate
 from benchmarks.generate import generate
-from driftwatch.cli import main
+from driftwatch.cli import _shards, main
+from driftwatch.cli import check as check_command
 from driftwatch.cli.output import report_json
 from driftwatch.desired import DesiredStateError, load_path
 from driftwatch.desired._collect import Collector
@@ -1113,6 +1114,39 @@ def test_parallel_loading_of_a_large_tree_equals_sequential_loading(
     assert {d["desired_source"]["path"] for d in expected["drifts"] if d["desired_source"]} <= {
         f"ns-{i}.yaml" for i in range(10)
     }
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_comparing_in_forked_shares_writes_what_one_process_writes(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    large_tree: tuple[Path, Path],
+    fmt: str,
+) -> None:
+    """A large check compares and renders in one process per core; the report is the same,
+    byte for byte, drifts in the same order, as when one process does it all."""
+    desired, live = large_tree
+    args = ("--desired", str(desired), "--live", str(live), "--format", fmt)
+    monkeypatch.setattr(_shards, "PARALLEL_MIN_KEYS", 100)
+    forks: list[int] = []
+    forked = _shards._forked
+
+    def spy(work: _shards.Work, count: int) -> Any:
+        forks.append(count)
+        return forked(work, count)
+
+    monkeypatch.setattr(_shards, "_forked", spy)
+    monkeypatch.setattr(check_command, "workers", lambda: 3)
+    shared = run_main(capsys, *args)
+    monkeypatch.setattr(check_command, "workers", lambda: 1)
+    alone = run_main(capsys, *args)
+
+    assert forks == [3]  # the first run forked two children and took a share itself
+    assert shared.status == alone.status == 1
+    assert shared.err == alone.err == ""
+    assert shared.out == alone.out
+    if fmt == "json":
+        assert len(shared.json()["drifts"]) >= 40
 
 
 def test_malformed_file_in_a_large_tree_still_names_file_and_line(

@@ -36,11 +36,18 @@ from driftwatch.policy import (
     parse_policy,
 )
 from driftwatch.policy.parse import parse_label_selector
-from driftwatch.rules import Direction, Finding, RuleEngine
+from driftwatch.policy.render import to_manifest
+from driftwatch.rules import Direction, Finding, RuleContext, RuleEngine, RuleSettings, Status, risk
 from driftwatch.semantic import EGRESS, INGRESS, ChangeSet, PolicyView, changes, view_of
 from driftwatch.semantic import intervals as iv
 from driftwatch.semantic import selectors as sel
-from driftwatch.semantic.ipspace import build_map, covered_ports, subtract_maps
+from driftwatch.semantic.ipspace import (
+    PUBLIC_V4,
+    PUBLIC_V6,
+    build_map,
+    covered_ports,
+    subtract_maps,
+)
 from driftwatch.semantic.ports import NO_PORTS, PortSet
 from tests.strategies import (
     SMALL_KEYS,
@@ -797,3 +804,61 @@ def test_indexed_peer_lookups_equal_a_scan_of_every_peer(
                 allowed = allowed | p
             assert mine.uncovered(peer, ports) == ports - allowed
             assert mine.pod_allowance(peer) == allowed
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule by rule: a live change is compared through the rules that differ, not whole views
+
+
+def _texted(policy: NetworkPolicy) -> NetworkPolicy:
+    """The policy as read from a manifest: every rule knows its canonical text."""
+    return parse_policy(to_manifest(policy))
+
+
+def _textless(policy: NetworkPolicy) -> NetworkPolicy:
+    """The policy as built in code: no rule texts, so views are compared whole."""
+    spec = policy.spec
+    return replace(
+        policy,
+        spec=replace(
+            spec,
+            ingress=tuple(replace(r) for r in spec.ingress),
+            egress=tuple(replace(r) for r in spec.egress),
+        ),
+    )
+
+
+def _flows(flows: tuple[Any, ...]) -> list[tuple[str, Any]]:
+    return [(f.describe("~"), f.to_json()) for f in flows]
+
+
+@PROPERTIES
+@given(PAIRS)
+def test_rule_by_rule_changes_equal_whole_view_changes(
+    pair: tuple[NetworkPolicy, NetworkPolicy],
+) -> None:
+    """The same flows, in the same order, whichever way the change set is computed."""
+    a, b = (_texted(p) for p in pair)
+    assert all(r.text is not None for p in (a, b) for r in (*p.spec.ingress, *p.spec.egress))
+    by_rule = changes(view_of(a), view_of(b))
+    whole = changes(view_of(_textless(a)), view_of(_textless(b)))
+    assert _flows(by_rule.added) == _flows(whole.added)
+    assert _flows(by_rule.removed) == _flows(whole.removed)
+    assert by_rule.equivalent == whole.equivalent
+
+
+@PROPERTIES
+@given(PAIRS)
+def test_live_world_ports_from_git_and_gains_equal_the_live_map(
+    pair: tuple[NetworkPolicy, NetworkPolicy],
+) -> None:
+    """``ingress-from-world`` reads the live side as Git plus the gained flows when nothing
+    was lost: the same ports as the live side's own address map, for every family."""
+    desired, live = (_texted(p) for p in pair)
+    cs = changes(view_of(desired), view_of(live))
+    ctx = RuleContext(desired.key(), Status.MODIFIED, desired, live, cs, RuleSettings())
+    for direction in DIRECTIONS:
+        for family in (PUBLIC_V4, PUBLIC_V6):
+            assert risk._live_world_ports(ctx, direction, family) == risk._world_ports(
+                ctx, cs.live, direction, family
+            )

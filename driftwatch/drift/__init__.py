@@ -3,7 +3,14 @@
 Pure code: no I/O, no event loop.
 """
 
-from driftwatch.drift.compare import compare, compare_all, status_of, unified_diff
+from driftwatch.drift.compare import (
+    all_keys,
+    compare,
+    compare_all,
+    compare_keys,
+    status_of,
+    unified_diff,
+)
 from driftwatch.drift.events import DriftEvent, EventKind, ResolveReason
 from driftwatch.drift.ignore import IGNORE_ANNOTATION, IgnoreRules, PolicyMatcher
 from driftwatch.drift.model import Drift, Report
@@ -20,8 +27,10 @@ __all__ = [
     "PolicyMatcher",
     "Report",
     "ResolveReason",
+    "all_keys",
     "compare",
     "compare_all",
+    "compare_keys",
     "drift_json",
     "event_json",
     "origin_json",

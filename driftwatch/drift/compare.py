@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from driftwatch.drift.diff import unified_diff
 from driftwatch.drift.ignore import IgnoreRules
@@ -11,7 +11,7 @@ from driftwatch.drift.model import Drift, Report
 from driftwatch.policy import NetworkPolicy, PolicyKey
 from driftwatch.rules import RuleContext, RuleEngine, Status, max_severity
 
-__all__ = ["compare", "compare_all", "status_of", "unified_diff"]
+__all__ = ["all_keys", "compare", "compare_all", "compare_keys", "status_of", "unified_diff"]
 
 Index = Mapping[tuple[str, str], NetworkPolicy]
 
@@ -49,11 +49,31 @@ def compare_all(
     ignore: IgnoreRules | None = None,
 ) -> Report:
     """Compare every key on either side; drifts sorted most severe first."""
+    return compare_keys(
+        desired.keys() | live.keys(), desired, live, engine, cluster=cluster, ignore=ignore
+    )
+
+
+def all_keys(desired: Index, live: Index) -> list[tuple[str, str]]:
+    """Every key on either side, in a stable order (to split the work among processes)."""
+    return sorted(desired.keys() | live.keys())
+
+
+def compare_keys(
+    keys: Iterable[tuple[str, str]],
+    desired: Index,
+    live: Index,
+    engine: RuleEngine,
+    *,
+    cluster: str = "default",
+    ignore: IgnoreRules | None = None,
+) -> Report:
+    """:func:`compare_all` over some of the keys (a share of the work)."""
     ignore = ignore or IgnoreRules()
     counts: Counter[Status] = Counter(dict.fromkeys(Status, 0))
     drifts: list[Drift] = []
     ignored = 0
-    for ns, name in desired.keys() | live.keys():
+    for ns, name in keys:
         want, have = desired.get((ns, name)), live.get((ns, name))
         key = PolicyKey(cluster, ns, name)
         if ignore.ignores(key, want, have):

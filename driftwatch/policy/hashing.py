@@ -47,5 +47,6 @@ def cached_hash(cls: type[T]) -> type[T]:
         return (cls, (values,) if single else tuple(values))
 
     cls.__hash__ = __hash__  # type: ignore[method-assign]
-    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    if "__reduce__" not in cls.__dict__:  # a class may carry more than its init fields
+        cls.__reduce__ = __reduce__  # type: ignore[method-assign]
     return cls

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from driftwatch.policy.hashing import cached_hash
 
@@ -170,7 +170,7 @@ class PolicyPort:
 
 @cached_hash
 @dataclass(frozen=True, slots=True)
-class PolicyRule:
+class PolicyRule:  # noqa: PLW1641 - @cached_hash supplies __hash__
     """One ingress or egress rule. Empty ``peers`` = all peers; empty ``ports`` = all ports."""
 
     peers: tuple[Peer, ...] = ()
@@ -178,10 +178,32 @@ class PolicyRule:
     text: str | None = field(default=None, init=False, compare=False, repr=False)
     """The rule as written (canonical JSON), set by ``parse_policy`` only: equal texts mean
     equal rules, so work on one can be reused for the other by a string lookup. Not part of
-    ``==`` (rules written differently can still be equal), and not an ``__init__`` argument,
-    so ``dataclasses.replace`` (or a copy through pickle) never carries a stale text over to
-    a changed rule."""
+    ``==`` (rules written differently can still be equal, though equal texts settle it at
+    once), and not an ``__init__`` argument, so ``dataclasses.replace`` never carries a stale
+    text over to a changed rule; a pickled copy keeps it."""
     _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, PolicyRule):
+            return NotImplemented
+        if self.text is not None and self.text == other.text:
+            return True  # the same text parses to the same rule: no need to walk the trees
+        return self.peers == other.peers and self.ports == other.ports
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The text travels with a pickled copy (to and from worker processes): it is a
+        # function of the rule as written, and the copy keeps its cache lookups.
+        return (_rule_with_text, (self.peers, self.ports, self.text))
+
+
+def _rule_with_text(
+    peers: tuple[Peer, ...], ports: tuple[PolicyPort, ...], text: str | None
+) -> PolicyRule:
+    rule = PolicyRule(peers, ports)
+    object.__setattr__(rule, "text", text)
+    return rule
 
 
 @cached_hash

@@ -4,23 +4,47 @@ server does.
 
 Every rejection is a :class:`PolicyError` naming the object and the field path
 (``spec.ingress[0].from[1].ipBlock.except[0]``), so the caller can add file and line.
+
+Two paths give the same results: a fast path for the usual shapes (exact built-in types,
+repeated parts looked up in bounded caches), and the careful path, which checks field by
+field in the API server's order. The fast path hands over the whole object on anything
+else, so every error message comes from the careful path.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import json
-import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from driftwatch.policy._fast_parse import Slow, fast_policy
+from driftwatch.policy._grammar import (
+    API_VERSION,
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    EXPRESSION_FIELDS,
+    IPBLOCK_FIELDS,
+    KIND,
+    LAST_APPLIED,
+    META_FIELDS,
+    PEER_FIELDS,
+    PORT_FIELDS,
+    PORT_NAME,
+    PROTOCOLS,
+    SELECTOR_FIELDS,
+    SPEC_FIELDS,
+    TOP_FIELDS,
+    Network,
+    label_key_problem,
+    label_value_ok,
+    live_origin,
+    parse_cidr,
+    rule_text,
+)
 from driftwatch.policy.model import (
     EGRESS,
     INGRESS,
     IPBlock,
     LabelSelector,
-    LiveOrigin,
     NetworkPolicy,
     Peer,
     PolicyPort,
@@ -39,47 +63,6 @@ __all__ = [
     "parse_label_selector",
     "parse_policy",
 ]
-
-API_VERSION = "networking.k8s.io/v1"
-KIND = "NetworkPolicy"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
-
-_SPEC_FIELDS = frozenset({"podSelector", "policyTypes", "ingress", "egress"})
-_PEER_FIELDS = frozenset({"podSelector", "namespaceSelector", "ipBlock"})
-_PORT_FIELDS = frozenset({"protocol", "port", "endPort"})
-_SELECTOR_FIELDS = frozenset({"matchLabels", "matchExpressions"})
-_EXPRESSION_FIELDS = frozenset({"key", "operator", "values"})
-_IPBLOCK_FIELDS = frozenset({"cidr", "except"})
-_TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
-_META_FIELDS = frozenset(
-    {
-        "name",
-        "namespace",
-        "labels",
-        "annotations",
-        "generateName",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "finalizers",
-        "ownerReferences",
-        "managedFields",
-        "selfLink",
-        "clusterName",
-    }
-)
-
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
 class PolicyError(ValueError):
@@ -147,6 +130,14 @@ def _kind(value: Any) -> str:
 
 def parse_policy(obj: Any, *, default_namespace: str = "default") -> NetworkPolicy:
     """Normalise and validate one ``networking.k8s.io/v1`` NetworkPolicy object."""
+    try:
+        return fast_policy(obj, default_namespace)
+    except Slow:
+        return _careful_policy(obj, default_namespace)
+
+
+def _careful_policy(obj: Any, default_namespace: str) -> NetworkPolicy:
+    """The reference path: checks each field in the API server's order, names what is wrong."""
     ctx = _Ctx("NetworkPolicy")
     if not _is_mapping(obj):
         ctx.fail("", f"must be an object, got {_kind(obj)}")
@@ -166,17 +157,17 @@ def parse_policy(obj: Any, *, default_namespace: str = "default") -> NetworkPoli
     if not isinstance(namespace, str):
         ctx.fail("metadata.namespace", f"must be a string, got {_kind(namespace)}")
     ctx.obj = f"NetworkPolicy {namespace}/{name}"
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
         ctx.fail("metadata.name", f"{name!r} is not a valid DNS subdomain name")
-    if len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace):
+    if len(namespace) > 63 or not DNS1123_LABEL.fullmatch(namespace):
         ctx.fail("metadata.namespace", f"{namespace!r} is not a valid namespace name")
     api_version = obj.get("apiVersion", API_VERSION)
     if api_version != API_VERSION:
         ctx.fail("apiVersion", f"must be {API_VERSION!r}, got {api_version!r}")
     if obj.get("kind", KIND) != KIND:
         ctx.fail("kind", f"must be {KIND!r}, got {obj.get('kind')!r}")
-    ctx.mapping(obj, "", _TOP_FIELDS)
-    ctx.mapping(meta, "metadata", _META_FIELDS)
+    ctx.mapping(obj, "", TOP_FIELDS)
+    ctx.mapping(meta, "metadata", META_FIELDS)
 
     labels = _string_map(ctx, meta.get("labels"), "metadata.labels", check_labels=True)
     annotations = _string_map(ctx, meta.get("annotations"), "metadata.annotations")
@@ -210,36 +201,21 @@ def _string_map(
     return tuple(sorted(value.items()))
 
 
-@functools.lru_cache(maxsize=8192)
-def _label_key_problem(key: str) -> str | None:
-    prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
-        return f"label key {key!r} has an invalid prefix"
-    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
-        return f"label key {key!r} is not a valid label name"
-    return None
-
-
 def _check_label_key(ctx: _Ctx, key: Any, path: str) -> None:
     if not isinstance(key, str):
         ctx.fail(path, f"label key {key!r} must be a string")
-    problem = _label_key_problem(key)
+    problem = label_key_problem(key)
     if problem is not None:
         ctx.fail(path, problem)
 
 
-@functools.lru_cache(maxsize=8192)
-def _label_value_ok(value: str) -> bool:
-    return len(value) <= 63 and _LABEL_VALUE.fullmatch(value) is not None
-
-
 def _check_label_value(ctx: _Ctx, value: str, path: str) -> None:
-    if not _label_value_ok(value):
+    if not label_value_ok(value):
         ctx.fail(path, f"{value!r} is not a valid label value")
 
 
 def _spec(ctx: _Ctx, value: Any) -> PolicySpec:
-    spec = ctx.mapping(value, "spec", _SPEC_FIELDS)
+    spec = ctx.mapping(value, "spec", SPEC_FIELDS)
     pod_selector = _selector(ctx, spec.get("podSelector"), "spec.podSelector")
     ingress = tuple(
         _rule(ctx, r, f"spec.ingress[{i}]", "from")
@@ -271,12 +247,12 @@ def _spec(ctx: _Ctx, value: Any) -> PolicySpec:
 
 
 def _selector(ctx: _Ctx, value: Any, path: str) -> LabelSelector:
-    sel = ctx.mapping(value, path, _SELECTOR_FIELDS)
+    sel = ctx.mapping(value, path, SELECTOR_FIELDS)
     labels = _string_map(ctx, sel.get("matchLabels"), f"{path}.matchLabels", check_labels=True)
     exprs: list[Requirement] = []
     for i, raw in enumerate(ctx.sequence(sel.get("matchExpressions"), f"{path}.matchExpressions")):
         epath = f"{path}.matchExpressions[{i}]"
-        expr = ctx.mapping(raw, epath, _EXPRESSION_FIELDS)
+        expr = ctx.mapping(raw, epath, EXPRESSION_FIELDS)
         key = expr.get("key")
         if not key:
             ctx.fail(f"{epath}.key", "is required")
@@ -313,21 +289,12 @@ def _rule(ctx: _Ctx, value: Any, path: str, peers_field: str) -> PolicyRule:
         for i, p in enumerate(ctx.sequence(rule.get("ports"), f"{path}.ports"))
     )
     parsed = PolicyRule(peers, ports)
-    object.__setattr__(parsed, "text", _rule_text(rule))
+    object.__setattr__(parsed, "text", rule_text(rule))
     return parsed
 
 
-def _rule_text(rule: Mapping[str, Any]) -> str | None:
-    """The rule as written, as canonical JSON (C-fast): equal texts are equal rules, so the
-    connectivity model can reuse its work on a rule it has seen (see PolicyRule.text)."""
-    try:
-        return json.dumps(rule, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return None
-
-
 def _peer(ctx: _Ctx, value: Any, path: str) -> Peer:
-    peer = ctx.mapping(value, path, _PEER_FIELDS)
+    peer = ctx.mapping(value, path, PEER_FIELDS)
     has = [k for k in ("podSelector", "namespaceSelector", "ipBlock") if peer.get(k) is not None]
     if not has:
         ctx.fail(path, "must specify a peer: podSelector, namespaceSelector or ipBlock")
@@ -343,34 +310,17 @@ def _peer(ctx: _Ctx, value: Any, path: str) -> Peer:
     )
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@functools.lru_cache(maxsize=8192)
-def _parse_cidr(value: str) -> Network | str:
-    """The network, or the problem with ``value``. Cached: CIDRs repeat across policies."""
-    # Like Go's net.ParseCIDR: an address and a decimal prefix length. Python alone would
-    # also take a bare address (as /32 or /128) and a netmask after the slash.
-    _, slash, bits = value.partition("/")
-    if not slash or not (bits.isascii() and bits.isdigit()):
-        return f"{value!r} is not a valid CIDR (write address/prefix-length)"
-    try:
-        return ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return f"{value!r} is not a valid CIDR"
-
-
 def _network(ctx: _Ctx, value: Any, path: str) -> Network:
     if not isinstance(value, str) or not value:
         ctx.fail(path, f"must be a CIDR string, got {_kind(value)}")
-    parsed = _parse_cidr(value)
+    parsed = parse_cidr(value)
     if isinstance(parsed, str):
         ctx.fail(path, parsed)
     return parsed
 
 
 def _ip_block(ctx: _Ctx, value: Any, path: str) -> IPBlock:
-    block = ctx.mapping(value, path, _IPBLOCK_FIELDS)
+    block = ctx.mapping(value, path, IPBLOCK_FIELDS)
     if block.get("cidr") is None:
         ctx.fail(f"{path}.cidr", "is required")
     cidr = _network(ctx, block["cidr"], f"{path}.cidr")
@@ -397,7 +347,7 @@ def _port_number(ctx: _Ctx, value: Any, path: str) -> int:
 
 
 def _port(ctx: _Ctx, value: Any, path: str) -> PolicyPort:
-    port = ctx.mapping(value, path, _PORT_FIELDS)
+    port = ctx.mapping(value, path, PORT_FIELDS)
     protocol = port.get("protocol")
     if protocol is None:
         protocol = "TCP"
@@ -410,7 +360,7 @@ def _port(ctx: _Ctx, value: Any, path: str) -> PolicyPort:
     elif isinstance(raw, str):
         if (
             len(raw) > 15
-            or not _PORT_NAME.fullmatch(raw)
+            or not PORT_NAME.fullmatch(raw)
             or "--" in raw
             or not any(c.isalpha() for c in raw)
         ):
@@ -427,31 +377,6 @@ def _port(ctx: _Ctx, value: Any, path: str) -> PolicyPort:
         if end < number:
             ctx.fail(f"{path}.endPort", f"{end} must be greater than or equal to port {number}")
     return PolicyPort(protocol, number, end)
-
-
-def live_origin(meta: Mapping[str, Any]) -> LiveOrigin | None:
-    """The manager, operation and time of the most recent ``managedFields`` entry."""
-    entries = meta.get("managedFields")
-    rv = meta.get("resourceVersion")
-    if not isinstance(entries, list) or not entries:
-        return LiveOrigin(None, None, None, str(rv)) if rv is not None else None
-    best: Mapping[str, Any] | None = None
-    for entry in entries:
-        if not isinstance(entry, Mapping):
-            continue
-        # ISO 8601 UTC timestamps order correctly as strings; later entries win ties.
-        if best is None or str(entry.get("time") or "") >= str(best.get("time") or ""):
-            best = entry
-    if best is None:
-        return None
-
-    def text(key: str) -> str | None:
-        value = best.get(key) if best is not None else None
-        return None if value is None else str(value)
-
-    return LiveOrigin(
-        text("manager"), text("operation"), text("time"), None if rv is None else str(rv)
-    )
 
 
 def parse_label_selector(obj: Any, path: str = "selector") -> LabelSelector:

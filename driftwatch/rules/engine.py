@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from driftwatch.rules.model import (
@@ -83,24 +83,32 @@ class RuleEngine:
 
         The rules always see this engine's settings, whatever ``ctx.settings`` holds.
         """
-        if ctx.changes is None and ctx.status is not Status.IN_SYNC:
-            ctx = replace(
-                ctx,
-                changes=changes(
-                    view_of(ctx.desired) if ctx.desired is not None else None,
-                    view_of(ctx.live) if ctx.live is not None else None,
-                ),
+        cs = ctx.changes
+        if cs is None and ctx.status is not Status.IN_SYNC:
+            cs = changes(
+                view_of(ctx.desired) if ctx.desired is not None else None,
+                view_of(ctx.live) if ctx.live is not None else None,
             )
-        if ctx.settings is not self._options.settings:
-            ctx = replace(ctx, settings=self._options.settings)
-        extra = self._namespace_levels(ctx.key.namespace)
+        settings = self._options.settings
+        if cs is not ctx.changes or ctx.settings is not settings:
+            # A new context (and a fresh memo) rather than dataclasses.replace: per drift.
+            ctx = RuleContext(ctx.key, ctx.status, ctx.desired, ctx.live, cs, settings)
+        extra = self._namespace_levels(ctx.key.namespace) if self._options.escalations else 0
+        overrides = self._options.severity
         findings: list[Finding] = []
         for rule in self._rules:
-            base = self._options.severity.get(rule.id, rule.severity)
+            base: Severity | None = None
             for raw in rule.check(ctx):
+                if base is None:
+                    base = overrides.get(rule.id, rule.severity)
                 hit = raw if isinstance(raw, Hit) else Hit(*raw)
-                severity = base.raised(hit.escalate + extra)
                 findings.append(
-                    Finding(rule.id, severity, rule.direction, hit.message, hit.evidence)
+                    Finding(
+                        rule.id,
+                        base.raised(hit.escalate + extra),
+                        rule.direction,
+                        hit.message,
+                        hit.evidence,
+                    )
                 )
         return tuple(findings)

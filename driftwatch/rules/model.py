@@ -51,6 +51,8 @@ class Severity(enum.IntEnum):
 
     def raised(self, levels: int = 1) -> Severity:
         """This severity raised by ``levels``, capped at critical and floored at info."""
+        if not levels:
+            return self
         return Severity(max(Severity.INFO, min(Severity.CRITICAL, self + levels)))
 
 

@@ -23,6 +23,7 @@ from driftwatch.semantic.ipspace import (
     ALL_V4,
     ALL_V6,
     block_intervals,
+    build_map,
     covered_ports,
     describe,
     to_cidrs,
@@ -58,12 +59,12 @@ def _capped(hits: list[Hit]) -> Iterator[Hit]:
         yield Hit(f"... and {len(hits) - MAX_FLOWS} more", {"omitted": len(hits) - MAX_FLOWS})
 
 
-def _added(ctx: RuleContext, direction: str) -> list[Flow]:
-    return [f for f in ctx.changes.added if f.direction == direction] if ctx.changes else []
+def _added(ctx: RuleContext, direction: str) -> tuple[Flow, ...]:
+    return ctx.changes.added_in(direction) if ctx.changes else ()
 
 
-def _removed(ctx: RuleContext, direction: str) -> list[Flow]:
-    return [f for f in ctx.changes.removed if f.direction == direction] if ctx.changes else []
+def _removed(ctx: RuleContext, direction: str) -> tuple[Flow, ...]:
+    return ctx.changes.removed_in(direction) if ctx.changes else ()
 
 
 def _views(ctx: RuleContext) -> tuple[PolicyView | None, PolicyView | None]:
@@ -120,6 +121,32 @@ def _world_ports(
     return covered_ports(view.direction(direction).ips, _public(ctx, public))
 
 
+def _live_world_ports(ctx: RuleContext, direction: str, family: iv.Intervals) -> PortSet:
+    """:func:`_world_ports` of the live side; from Git's map and the gained flows where they
+    make up the live side exactly, so the live map (a sweep over every rule's blocks) is not
+    built for this."""
+    desired, live = _views(ctx)
+    if (
+        desired is None
+        or live is None
+        or _comparable_desired(ctx) is None
+        or not sel.contains(live.target, desired.target)
+        or not desired.direction(direction).isolated
+        or not live.direction(direction).isolated
+        or any(f.pods is None for f in _removed(ctx, direction))
+    ):
+        return _world_ports(ctx, live, direction, family)
+    # Nothing lost and both sides compared: live = Git + gained, address by address.
+    space = _public(ctx, family)
+    near = [
+        (((lo, hi),), ports)
+        for lo, hi, ports in desired.direction(direction).ips
+        if iv.intersect(((lo, hi),), space)
+    ]
+    gained = [(f.addresses, f.ports) for f in _added(ctx, direction) if f.pods is None]
+    return covered_ports(build_map(near + gained), space)
+
+
 def _new_world(ctx: RuleContext, direction: str) -> dict[str, PortSet]:
     """Ports newly open to a whole family's public space, by family CIDR.
 
@@ -128,12 +155,20 @@ def _new_world(ctx: RuleContext, direction: str) -> dict[str, PortSet]:
 
     def compute() -> dict[str, PortSet]:
         out: dict[str, PortSet] = {}
-        if not _added(ctx, direction):  # nothing new at all: nothing newly open to the world
+        if not any(f.pods is None for f in _added(ctx, direction)):
+            # No address gained a port: none can be newly open to all of a family.
             return out
-        _, live = _views(ctx)
         desired = _comparable_desired(ctx)
+        # Open to all of a family's public space means its every address is allowed: if Git's
+        # addresses and the gained ones together leave one out, nothing is.
+        reach = iv.union(
+            desired.direction(direction).addresses if desired is not None else (),
+            iv.normalise(r for f in _added(ctx, direction) for r in f.addresses),
+        )
         for _, cidr, _, public in _FAMILIES:
-            ports = _world_ports(ctx, live, direction, public) - _world_ports(
+            if not iv.contains(reach, _public(ctx, public)):
+                continue
+            ports = _live_world_ports(ctx, direction, public) - _world_ports(
                 ctx, desired, direction, public
             )
             if ports:
@@ -181,6 +216,8 @@ def _public_cidr(ctx: RuleContext) -> Iterator[Hit]:
     world = _new_world(ctx, INGRESS)
     hits = []
     for flow in _added(ctx, INGRESS):
+        if flow.pods is not None:
+            continue
         for _, cidr, space, public in _FAMILIES:
             # What ingress-from-world reports for this family is not reported again here.
             ports = flow.ports - world.get(cidr, PortSet())
@@ -268,10 +305,15 @@ def _ports_widened(ctx: RuleContext) -> Iterator[Hit]:
     yield from _capped(hits)
 
 
-def _excepts(policy: NetworkPolicy | None, direction: str) -> iv.Intervals:
-    if policy is None:
+def _excepts(ctx: RuleContext, direction: str) -> iv.Intervals:
+    """The ranges Git's ipBlocks except for ``direction``."""
+    desired, _ = _views(ctx)
+    if desired is not None and desired.direction(direction).isolated:
+        return desired.direction(direction).excepted  # analysed with the rules, once per text
+    if ctx.desired is None:
         return ()
-    rules = policy.spec.ingress if direction == INGRESS else policy.spec.egress
+    # Rules of a direction Git does not isolate are not in its view: read them here.
+    rules = ctx.desired.spec.ingress if direction == INGRESS else ctx.desired.spec.egress
     ranges: list[tuple[int, int]] = []
     for rule in rules:
         for peer in rule.peers:
@@ -284,7 +326,7 @@ def _excepts(policy: NetworkPolicy | None, direction: str) -> iv.Intervals:
 def _except_removed(ctx: RuleContext) -> Iterator[Hit]:
     hits = []
     for direction in (INGRESS, EGRESS):
-        excepted = _excepts(ctx.desired, direction)
+        excepted = _excepts(ctx, direction)
         for flow in _added(ctx, direction):
             reopened = iv.intersect(flow.addresses, excepted)
             if reopened:

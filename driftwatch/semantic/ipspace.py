@@ -94,14 +94,29 @@ def build_map(entries: Iterable[tuple[iv.Intervals, PortSet]]) -> IPMap:
         for lo, hi, ports in pieces:
             _append(out, lo, hi, ports)
         return tuple(out)
-    cuts = sorted({b for lo, hi, _ in pieces for b in (lo, hi + 1)})
+    # Overlaps: sweep the boundaries, keeping the port sets of the pieces open at each one
+    # (a multiset: few distinct sets, as every peer of one rule shares its rule's).
+    opening: dict[int, list[PortSet]] = {}
+    closing: dict[int, list[PortSet]] = {}
+    for lo, hi, ports in pieces:
+        opening.setdefault(lo, []).append(ports)
+        closing.setdefault(hi + 1, []).append(ports)
+    cuts = sorted(opening.keys() | closing.keys())
+    active: dict[PortSet, int] = {}
     out = []
     for start, stop in itertools.pairwise(cuts):
-        ports = NO_PORTS
-        for lo, hi, p in pieces:
-            if lo <= start and stop - 1 <= hi:
-                ports = ports | p
-        _append(out, start, stop - 1, ports)
+        for ports in closing.get(start, ()):
+            left = active[ports] - 1
+            if left:
+                active[ports] = left
+            else:
+                del active[ports]
+        for ports in opening.get(start, ()):
+            active[ports] = active.get(ports, 0) + 1
+        union = NO_PORTS
+        for ports in active:
+            union = union | ports
+        _append(out, start, stop - 1, union)
     return tuple(out)
 
 
@@ -143,12 +158,23 @@ def map_addresses(m: IPMap) -> iv.Intervals:
 
 def covered_ports(m: IPMap, space: iv.Intervals) -> PortSet:
     """The ports allowed to every address of ``space`` (nothing if some address has none)."""
-    if not space or not iv.contains(map_addresses(m), space):
-        return NO_PORTS
     result: PortSet | None = None
-    for lo, hi, ports in m:
-        if iv.intersect(((lo, hi),), space):
+    k, n = 0, len(m)
+    for start, end in space:  # one pass over both, sorted
+        while k < n and m[k][1] < start:
+            k += 1
+        cur = start
+        while True:
+            if k >= n or m[k][0] > cur:
+                return NO_PORTS  # an address of ``space`` with no ports at all
+            hi, ports = m[k][1], m[k][2]
             result = ports if result is None else result & ports
+            if not result:
+                return NO_PORTS
+            if hi >= end:
+                break  # the next range of ``space`` may start within this run
+            cur = hi + 1
+            k += 1
     return result or NO_PORTS
 
 

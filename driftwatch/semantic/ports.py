@@ -62,11 +62,16 @@ class PortSet:
     def __bool__(self) -> bool:
         return bool(self.ranges or self.names)
 
+    # The set operations are memoised (``_union`` etc. below): the same few port sets meet
+    # again and again across the peers of a policy and across policies.
     def __or__(self, other: PortSet) -> PortSet:
         if not other:
             return self
         if not self:
             return other
+        return _union(self, other)
+
+    def _or(self, other: PortSet) -> PortSet:
         a, b = self._map(), other._map()
         return PortSet.build(
             {p: iv.union(a.get(p, ()), b.get(p, ())) for p in PROTOCOLS}, self.names | other.names
@@ -75,6 +80,9 @@ class PortSet:
     def __sub__(self, other: PortSet) -> PortSet:
         if not other or not self:
             return self
+        return _difference(self, other)
+
+    def _sub(self, other: PortSet) -> PortSet:
         if self == other or other.ranges == _ALL_RANGES:
             return NO_PORTS
         a, b = self._map(), other._map()
@@ -85,6 +93,11 @@ class PortSet:
         )
 
     def __and__(self, other: PortSet) -> PortSet:
+        if not self or not other:
+            return NO_PORTS
+        return _intersection(self, other)
+
+    def _and(self, other: PortSet) -> PortSet:
         a, b = self._map(), other._map()
         full_a = {p for p, r in self.ranges if r == _FULL}
         full_b = {p for p, r in other.ranges if r == _FULL}
@@ -141,6 +154,27 @@ class PortSet:
 
 ALL_PORTS = PortSet(tuple((p, _FULL) for p in PROTOCOLS), frozenset())
 NO_PORTS = PortSet()
+
+
+@functools.lru_cache(maxsize=65536)
+def _union(a: PortSet, b: PortSet) -> PortSet:
+    return a._or(b)
+
+
+@functools.lru_cache(maxsize=65536)
+def _difference(a: PortSet, b: PortSet) -> PortSet:
+    return a._sub(b)
+
+
+@functools.lru_cache(maxsize=65536)
+def _intersection(a: PortSet, b: PortSet) -> PortSet:
+    return a._and(b)
+
+
+def clear_operation_caches() -> None:
+    """Forget the memoised unions, differences and intersections (benchmarks)."""
+    for cache in (_union, _difference, _intersection):
+        cache.cache_clear()
 
 
 # Port sets repeat across flows, findings and policies; their texts are asked for many times.

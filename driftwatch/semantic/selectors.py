@@ -116,6 +116,7 @@ def canonical(selector: LabelSelector) -> Sel:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def name_selector(namespace: str) -> Sel:
     """The namespace called ``namespace``, as a selector on its name label."""
     return (Constraint(NAME_LABEL, False, True, frozenset((namespace,))),)
