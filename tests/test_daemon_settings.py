@@ -23,7 +23,7 @@ from driftwatch.settings import (
     require_desired,
     secret_values,
 )
-from driftwatch.settings.secrets import SecretFileModel
+from driftwatch.values.secrets import SecretFileModel
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "examples" / "driftwatch.yaml"
 BASE = Path("/etc/driftwatch")

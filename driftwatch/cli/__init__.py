@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from driftwatch import __version__
-from driftwatch.cli import catalogue, check, demo, run, sandbox
+from driftwatch.cli import catalogue, check, demo, notify, run, sandbox
 
 __all__ = ["main"]
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(commands)
     demo.add_parser(commands)
     sandbox.add_parser(commands)
+    notify.add_parser(commands)
     catalogue.add_parsers(commands)
     return parser
 

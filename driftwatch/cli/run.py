@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import structlog
 
     from driftwatch.daemon import configure_logging
+    from driftwatch.daemon.notifications import Notifications
     from driftwatch.daemon.notifier import Notifier
     from driftwatch.daemon.run import Daemon, DaemonTuning
     from driftwatch.settings import SettingsError, load_settings
@@ -79,11 +80,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"driftwatch: error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log.level, settings.log.format, secrets=settings.secret_values())
-    notifiers: list[Notifier] = [console_for(settings)]
+    # With receivers configured, drift events become incidents delivered through them;
+    # without, they are printed on the console (nothing is stored).
+    notifiers: list[Notifier] = [] if settings.notifiers else [console_for(settings)]
     log = structlog.get_logger("driftwatch")
 
     async def main() -> int:
-        daemon = Daemon(settings, notifiers=notifiers, tuning=DaemonTuning(), log=log)
-        return await serve(daemon)
+        notifications = None
+        if settings.notifiers:
+            try:
+                notifications = await Notifications.open(settings, log=log)
+            except OSError as error:
+                print(f"driftwatch: error: {error}", file=sys.stderr)
+                return EXIT_FAILED
+            configure_logging(
+                settings.log.level,
+                settings.log.format,
+                secrets=settings.secret_values() | notifications.secrets(),
+            )
+        daemon = Daemon(
+            settings,
+            notifiers=notifiers,
+            tuning=DaemonTuning(),
+            log=log,
+            notifications=notifications,
+        )
+        try:
+            return await serve(daemon)
+        finally:
+            if notifications is not None:
+                await notifications.close()
 
     return asyncio.run(main())

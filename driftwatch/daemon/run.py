@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 from kubernetes_asyncio.client import ApiClient
 
+from driftwatch.daemon.notifications import Notifications
 from driftwatch.daemon.notifier import Notifier
 from driftwatch.daemon.supervisor import Supervisor
 from driftwatch.desired import (
@@ -96,13 +97,17 @@ class Daemon:
         git_cache: Path | None = None,
         executor: Executor | None = None,
         api: ApiClient | None = None,
+        notifications: Notifications | None = None,
     ) -> None:
         """``api``: a client to watch with instead of one built from ``settings.cluster``
         (tests and embedders; the daemon does not close it)."""
         if settings.desired is None:
             raise ValueError("the configuration has no desired: section")
         self.settings = settings
-        self.notifiers = tuple(notifiers)
+        self.notifications = notifications
+        """Incidents and their delivery (``None``: events go to ``notifiers`` only)."""
+        extra = [notifications.notifier] if notifications is not None else []
+        self.notifiers = (*notifiers, *extra)
         self.tuning = tuning or DaemonTuning()
         self.log = log if log is not None else structlog.get_logger("driftwatch.daemon")
         self.tracker = DriftTracker(
@@ -134,6 +139,9 @@ class Daemon:
         self.supervisor.add("desired", self._desired_task)
         self.supervisor.add("watcher", self._watch_task)
         self.supervisor.add("engine", self._engine_task)
+        if self.notifications is not None:
+            self.supervisor.add("outbox", self.notifications.outbox_task)
+            self.supervisor.add("reminders", self.notifications.reminder_task)
         await self.supervisor.run()
 
     def stop(self, reason: str = "stop requested") -> None:
@@ -262,6 +270,9 @@ class Daemon:
         await self._apply(item)
         await self._drain(arrived)
         if not self.ready.is_set() and self.tracker.ready and not self.tracker.pending:
+            if self.notifications is not None:
+                # What was open before a restart and is fixed now resolves here.
+                await self.notifications.reconcile(self.tracker.open.keys())
             self.ready.set()
             self.log.info(
                 "in sync with the cluster",

@@ -1,6 +1,5 @@
 """The configuration file: schema, loading and validation with file:line:field errors."""
 
-from driftwatch.settings.durations import Duration, at_least, format_duration, parse_duration
 from driftwatch.settings.links import check_link_template, render_link
 from driftwatch.settings.load import (
     SettingsError,
@@ -19,7 +18,8 @@ from driftwatch.settings.models import (
     RuleSettings,
     Settings,
 )
-from driftwatch.settings.secrets import LoadContext, secret_values
+from driftwatch.values.durations import Duration, at_least, format_duration, parse_duration
+from driftwatch.values.secrets import LoadContext, secret_values
 
 __all__ = [
     "ClusterSettings",

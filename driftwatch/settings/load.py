@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from driftwatch.settings.models import DesiredSettings, Settings
-from driftwatch.settings.secrets import LoadContext
+from driftwatch.values.secrets import LoadContext
 
 __all__ = [
     "SettingsError",

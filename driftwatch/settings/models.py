@@ -15,7 +15,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -24,10 +24,13 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from driftwatch.drift import IgnoreRules, PolicyMatcher
 from driftwatch.policy import LabelSelector, parse_selector_string
@@ -38,9 +41,15 @@ from driftwatch.rules.risk import SENSITIVE_PORTS
 from driftwatch.semantic import PortSet
 from driftwatch.semantic.intervals import normalise
 from driftwatch.semantic.ipspace import cidr_intervals
-from driftwatch.settings.durations import Duration, at_least
 from driftwatch.settings.links import check_link_template
-from driftwatch.settings.secrets import SecretFileModel, resolve_path, secret_values
+from driftwatch.settings.notify import (
+    NotifierSettings,
+    RouteSettings,
+    SilenceSettings,
+    StateSettings,
+)
+from driftwatch.values.durations import Duration, at_least
+from driftwatch.values.secrets import SecretFileModel, resolve_path, secret_values
 
 __all__ = [
     "ClusterSettings",
@@ -309,6 +318,10 @@ class LogSettings(_Model):
     """``json`` lines, ``console`` text, or ``auto``: console on a terminal, else JSON."""
 
 
+def _problem(loc: tuple[int | str, ...], message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("notifiers", message), loc=loc, input=None)
+
+
 class Settings(_Model):
     """The driftwatch configuration file."""
 
@@ -326,6 +339,52 @@ class Settings(_Model):
     """Link to a policy's source, with ``{commit}``, ``{path}``, ``{line}``, ``{repo}``."""
     log: LogSettings = Field(default_factory=LogSettings)
     """Log level and format of ``driftwatch run``."""
+    state: StateSettings = Field(default_factory=StateSettings)
+    """Where incidents and undelivered notifications are kept (``driftwatch run``)."""
+    notifiers: list[NotifierSettings] = Field(default_factory=list)
+    """The receivers: ``{name, type, ...}``. None: drift events are printed on the console."""
+    routes: list[RouteSettings] = Field(default_factory=list)
+    """Which receivers get which incidents, tried in order; none: every receiver gets all."""
+    silences: list[SilenceSettings] = Field(default_factory=list)
+    """Time-bound mutes."""
+    repeat_interval: Annotated[Duration, at_least(0)] = 4 * 3600.0
+    """Remind receivers of incidents still open this long after their last message (0: never)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _receivers_known(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        settings = handler(data)
+        problems: list[InitErrorDetails] = []
+        seen: set[str] = set()
+        for i, notifier in enumerate(settings.notifiers):
+            if notifier.name in seen:
+                problems.append(_problem(("notifiers", i, "name"), "names must be unique"))
+            seen.add(notifier.name)
+        for i, notifier in enumerate(settings.notifiers):
+            ends_after = getattr(notifier.config, "ends_after", None)
+            if notifier.type == "alertmanager" and isinstance(ends_after, float):
+                repeat = settings.repeat_interval
+                if repeat <= 0 or ends_after <= repeat:
+                    problems.append(
+                        _problem(
+                            ("notifiers", i, "ends_after"),
+                            "must be longer than repeat_interval (reminders refresh open "
+                            "alerts; without them Alertmanager would resolve open incidents)",
+                        )
+                    )
+        for i, route in enumerate(settings.routes):
+            unknown = [r for r in route.receivers if r not in seen]
+            if unknown:
+                known = ", ".join(n.name for n in settings.notifiers) or "none"
+                problems.append(
+                    _problem(
+                        ("routes", i, "receivers"),
+                        f"{', '.join(unknown)}: not a configured notifier (configured: {known})",
+                    )
+                )
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return settings
 
     def secret_values(self) -> frozenset[str]:
         """Every secret this configuration holds (tokens, credentials in URLs): to redact."""

@@ -1,0 +1,325 @@
+"""The default incident store: one SQLite file (WAL), used from one worker thread.
+
+Writes are committed before the method returns, so what was saved survives ``kill -9`` (in
+WAL mode a killed process loses nothing committed; ``synchronous=NORMAL`` only risks the
+last commits on a power cut). The event loop never waits on the disk: every call runs in
+the store's own thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from driftwatch.incidents.model import DeadLetter, Incident, IncidentState, Pending, iso_time
+from driftwatch.incidents.store import Outgoing
+from driftwatch.policy import PolicyKey
+
+__all__ = ["SqliteStore", "default_state_path"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    cluster TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    severity TEXT, status TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    opened_at TEXT NOT NULL, updated_at TEXT NOT NULL, resolved_at TEXT,
+    last_notified_at TEXT,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_per_key
+    ON incidents (cluster, namespace, name) WHERE state != 'resolved';
+CREATE INDEX IF NOT EXISTS by_update ON incidents (updated_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    receiver TEXT NOT NULL, incident_id TEXT NOT NULL, kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY,
+    receiver TEXT NOT NULL, incident_id TEXT NOT NULL, kind TEXT NOT NULL,
+    body TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
+    failed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS threads (
+    receiver TEXT NOT NULL, incident_id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (receiver, incident_id)
+);
+CREATE TABLE IF NOT EXISTS disabled_receivers (
+    receiver TEXT PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL
+);
+"""
+
+
+def default_state_path() -> Path:
+    """``$XDG_STATE_HOME/driftwatch/state.db`` (``~/.local/state/driftwatch/state.db``)."""
+    import os  # noqa: PLC0415 - only for the default path
+
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "driftwatch" / "state.db"
+
+
+class SqliteStore:
+    """:class:`~driftwatch.incidents.store.IncidentStore` on SQLite."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-state")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> SqliteStore:
+        """Create the file (and its directory) if needed and the tables; errors name the
+        file."""
+        await self._run(self._open)
+        return self
+
+    def _open(self) -> None:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            raise OSError(f"{self.path}: cannot open the state database: {e}") from e
+        db.row_factory = sqlite3.Row
+        self._db = db
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the state database is not open (call open() first)")
+        return self._db
+
+    # -- incidents --------------------------------------------------------------------------
+
+    async def open_incident(self, key: PolicyKey) -> Incident | None:
+        return await self._run(self._open_incident, key)
+
+    def _open_incident(self, key: PolicyKey) -> Incident | None:
+        row = self.db.execute(
+            "SELECT * FROM incidents WHERE cluster=? AND namespace=? AND name=?"
+            " AND state != 'resolved'",
+            (key.cluster, key.namespace, key.name),
+        ).fetchone()
+        return None if row is None else _incident(row)
+
+    async def open_incidents(self) -> list[Incident]:
+        return await self._run(self._select, "WHERE state != 'resolved' ORDER BY opened_at", ())
+
+    async def get(self, incident_id: str) -> Incident | None:
+        found = await self._run(self._select, "WHERE id=?", (incident_id,))
+        return found[0] if found else None
+
+    async def history(self, limit: int = 100) -> list[Incident]:
+        return await self._run(self._select, "ORDER BY updated_at DESC LIMIT ?", (limit,))
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[Incident]:
+        return [_incident(r) for r in self.db.execute(f"SELECT * FROM incidents {where}", args)]  # noqa: S608 - fixed clauses, values bound
+
+    async def next_number(self, key: PolicyKey) -> int:
+        return await self._run(self._next_number, key)
+
+    def _next_number(self, key: PolicyKey) -> int:
+        row = self.db.execute(
+            "SELECT MAX(number) FROM incidents WHERE cluster=? AND namespace=? AND name=?",
+            (key.cluster, key.namespace, key.name),
+        ).fetchone()
+        return (row[0] or 0) + 1
+
+    async def save(self, incident: Incident, outgoing: Sequence[Outgoing], now: float) -> None:
+        await self._run(self._save, incident, outgoing, now)
+
+    def _save(self, incident: Incident, outgoing: Sequence[Outgoing], now: float) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            k = incident.key
+            db.execute(
+                "INSERT OR REPLACE INTO incidents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    incident.id, k.cluster, k.namespace, k.name, incident.number,
+                    str(incident.state), incident.severity, incident.status,
+                    incident.fingerprint, incident.opened_at, incident.updated_at,
+                    incident.resolved_at, incident.last_notified_at,
+                    json.dumps(incident.body),
+                ),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO outbox (id, receiver, incident_id, kind, body, next_at, created_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [
+                    (o.id, o.receiver, incident.id, o.kind, json.dumps(o.body), now, now)
+                    for o in outgoing
+                ],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- the outbox -------------------------------------------------------------------------
+
+    async def due(self, receiver: str, now: float, limit: int = 100) -> list[Pending]:
+        return await self._run(self._due, receiver, now, limit)
+
+    def _due(self, receiver: str, now: float, limit: int) -> list[Pending]:
+        rows = self.db.execute(
+            # The oldest pending notification of each of the receiver's incidents, if due.
+            "SELECT o.* FROM outbox o JOIN ("
+            "  SELECT MIN(seq) AS seq FROM outbox WHERE receiver=? GROUP BY incident_id"
+            ") first ON o.seq = first.seq WHERE o.next_at <= ? ORDER BY o.seq LIMIT ?",
+            (receiver, now, limit),
+        ).fetchall()
+        return [
+            Pending(
+                r["id"], r["receiver"], r["incident_id"], r["kind"], json.loads(r["body"]),
+                r["seq"], r["attempts"], r["next_at"], r["last_error"],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    async def next_due(self, receiver: str) -> float | None:
+        return await self._run(self._next_due, receiver)
+
+    def _next_due(self, receiver: str) -> float | None:
+        row = self.db.execute(
+            "SELECT MIN(next_at) FROM outbox WHERE receiver=?", (receiver,)
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    async def delivered(self, pending: Pending, thread: Mapping[str, str] | None) -> None:
+        await self._run(self._delivered, pending, thread)
+
+    def _delivered(self, pending: Pending, thread: Mapping[str, str] | None) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM outbox WHERE id=?", (pending.id,))
+            if thread is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO threads VALUES (?,?,?)",
+                    (pending.receiver, pending.incident_id, json.dumps(dict(thread))),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def retry(self, pending: Pending, at: float, error: str) -> None:
+        await self._run(
+            self._execute,
+            "UPDATE outbox SET attempts=attempts+1, next_at=?, last_error=? WHERE id=?",
+            (at, error, pending.id),
+        )
+
+    def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        self.db.execute(sql, args)
+
+    async def dead_letter(self, pending: Pending, reason: str, now: float) -> None:
+        await self._run(self._dead_letter, pending, reason, now)
+
+    def _dead_letter(self, pending: Pending, reason: str, now: float) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letters VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    pending.id, pending.receiver, pending.incident_id, pending.kind,
+                    json.dumps(pending.body), reason, pending.attempts + 1, iso_time(now),
+                ),
+            )  # fmt: skip
+            db.execute("DELETE FROM outbox WHERE id=?", (pending.id,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def thread(self, receiver: str, incident_id: str) -> dict[str, str]:
+        return await self._run(self._thread, receiver, incident_id)
+
+    def _thread(self, receiver: str, incident_id: str) -> dict[str, str]:
+        row = self.db.execute(
+            "SELECT data FROM threads WHERE receiver=? AND incident_id=?", (receiver, incident_id)
+        ).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
+
+    async def pending_count(self) -> int:
+        return await self._run(self._count, "outbox")
+
+    def _count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - a fixed table name
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        return await self._run(self._dead_letters, limit)
+
+    def _dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = self.db.execute(
+            "SELECT * FROM dead_letters ORDER BY failed_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [
+            DeadLetter(
+                r["id"], r["receiver"], r["incident_id"], r["kind"], r["reason"],
+                r["attempts"], r["failed_at"],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    async def disable_receiver(self, receiver: str, reason: str, now: float) -> None:
+        await self._run(
+            self._execute,
+            "INSERT OR REPLACE INTO disabled_receivers VALUES (?,?,?)",
+            (receiver, reason, iso_time(now)),
+        )
+
+    async def disabled_receivers(self) -> dict[str, str]:
+        return await self._run(self._disabled)
+
+    def _disabled(self) -> dict[str, str]:
+        return {
+            r[0]: r[1] for r in self.db.execute("SELECT receiver, reason FROM disabled_receivers")
+        }
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
+        self._executor.shutdown(wait=False)
+
+
+def _incident(r: sqlite3.Row) -> Incident:
+    return Incident(
+        id=r["id"],
+        key=PolicyKey(r["cluster"], r["namespace"], r["name"]),
+        number=r["number"],
+        state=IncidentState(r["state"]),
+        severity=r["severity"],
+        status=r["status"],
+        fingerprint=r["fingerprint"],
+        opened_at=r["opened_at"],
+        updated_at=r["updated_at"],
+        resolved_at=r["resolved_at"],
+        last_notified_at=r["last_notified_at"],
+        body=json.loads(r["body"]),
+    )

@@ -1,0 +1,82 @@
+"""Where incidents and their outbox live: an interface, so that a Kubernetes-backed store
+(for high availability) can stand in for the SQLite default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from driftwatch.incidents.model import DeadLetter, Incident, Pending
+from driftwatch.policy import PolicyKey
+
+__all__ = ["IncidentStore", "Outgoing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A notification to enqueue together with an incident change."""
+
+    id: str
+    receiver: str
+    kind: str
+    body: dict[str, object]
+
+
+class IncidentStore(Protocol):
+    """Incidents, their history, the outbox and receivers' threads.
+
+    Every method is atomic: an incident change and the notifications it causes are
+    committed together, so a crash loses neither or both.
+    """
+
+    async def open_incident(self, key: PolicyKey) -> Incident | None:
+        """The key's open incident, if any."""
+        ...
+
+    async def open_incidents(self) -> list[Incident]: ...
+
+    async def next_number(self, key: PolicyKey) -> int:
+        """The number the key's next incident will get."""
+        ...
+
+    async def save(self, incident: Incident, outgoing: Sequence[Outgoing], now: float) -> None:
+        """Insert or replace ``incident`` and enqueue ``outgoing`` (due at ``now``)."""
+        ...
+
+    async def get(self, incident_id: str) -> Incident | None: ...
+
+    async def history(self, limit: int = 100) -> list[Incident]:
+        """Incidents, most recently updated first (open and resolved)."""
+        ...
+
+    async def due(self, receiver: str, now: float, limit: int = 100) -> list[Pending]:
+        """The receiver's notifications due by ``now``: for each incident only the oldest,
+        so one incident's notifications reach the receiver in order."""
+        ...
+
+    async def next_due(self, receiver: str) -> float | None:
+        """When the receiver's earliest pending notification is due (``None``: none)."""
+        ...
+
+    async def delivered(self, pending: Pending, thread: Mapping[str, str] | None) -> None:
+        """Remove a confirmed notification; keep the receiver's thread for the incident."""
+        ...
+
+    async def retry(self, pending: Pending, at: float, error: str) -> None: ...
+
+    async def dead_letter(self, pending: Pending, reason: str, now: float) -> None: ...
+
+    async def thread(self, receiver: str, incident_id: str) -> dict[str, str]: ...
+
+    async def pending_count(self) -> int: ...
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def disable_receiver(self, receiver: str, reason: str, now: float) -> None:
+        """Stop delivering to a receiver for good (a webhook answered 410)."""
+        ...
+
+    async def disabled_receivers(self) -> dict[str, str]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,52 @@
+"""The incident body: one documented, versioned JSON shape (``schema_version`` 1) that the
+webhook sends as is and every other receiver renders from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from driftwatch.drift import DriftEvent, drift_json, origin_json
+
+__all__ = ["SCHEMA_VERSION", "incident_body"]
+
+SCHEMA_VERSION = 1
+
+
+def incident_body(
+    event: DriftEvent,
+    *,
+    kind: str,
+    incident_id: str,
+    occurred_at: str,
+    opened_at: str,
+    resolved_at: str | None,
+    link: str | None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """``{"schema_version": 1, "type": "drift.<kind>", "incident_id", "cluster",
+    "namespace", "name", "status", "severity", "findings", "diff", "desired_source",
+    "live_change", "occurred_at", "reason", "link", "opened_at", "resolved_at"}``.
+
+    ``live_change`` is the live policy's last writer at the event: who made the change, or
+    for ``resolved`` who fixed it.
+    """
+    drift = drift_json(event.drift)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": f"drift.{kind}",
+        "incident_id": incident_id,
+        "cluster": drift["cluster"],
+        "namespace": drift["namespace"],
+        "name": drift["name"],
+        "status": drift["status"],
+        "severity": drift["severity"],
+        "findings": drift["findings"],
+        "diff": drift["diff"],
+        "desired_source": drift["desired_source"],
+        "live_change": origin_json(event.origin),
+        "occurred_at": occurred_at,
+        "reason": reason if reason is not None else event.reason,
+        "link": link,
+        "opened_at": opened_at,
+        "resolved_at": resolved_at,
+    }

@@ -1,0 +1,165 @@
+"""Durable delivery: one worker per receiver drains the store's outbox.
+
+A notification leaves the outbox only when its receiver confirmed it; a retryable failure
+waits (exponential backoff with jitter, or longer if the receiver said ``Retry-After``); a
+permanent one goes to the dead-letter table and is logged. One incident's notifications
+reach a receiver in order (the store hands out only the oldest of each incident), and a
+receiver that is slow or down delays nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from driftwatch.incidents import IncidentStore, Pending
+from driftwatch.notify.model import Kind, Notification, Outcome, Receiver
+
+__all__ = ["Backoff", "Outbox"]
+
+Log = Any
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Waits between attempts: ``initial * factor**(attempt-1)``, capped at ``maximum``,
+    with full jitter between half and all of it."""
+
+    initial: float = 1.0
+    factor: float = 2.0
+    maximum: float = 300.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        base = min(self.maximum, self.initial * self.factor ** max(0, attempt - 1))
+        wait = base * (0.5 + rng.random() / 2)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, 3600.0))  # the receiver's word, within reason
+        return wait
+
+
+class Outbox:
+    """Delivers what the store holds, to each receiver, until cancelled."""
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        receivers: Mapping[str, Receiver],
+        *,
+        backoff: Backoff | None = None,
+        log: Log = None,
+        clock: Callable[[], float] = time.time,
+        poll: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.receivers = dict(receivers)
+        self.backoff = backoff or Backoff()
+        self._log = log
+        self._clock = clock
+        self._poll = poll
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._wakes = {name: asyncio.Event() for name in self.receivers}
+        self.delivered = 0
+        self.failed = 0
+
+    def wake(self) -> None:
+        """New notifications were enqueued: look now rather than at the next poll."""
+        for event in self._wakes.values():
+            event.set()
+
+    async def run(self) -> None:
+        """One worker per receiver; returns only when cancelled (or every worker ends)."""
+        disabled = await self.store.disabled_receivers()
+        for name, reason in disabled.items():
+            self._info("receiver disabled", receiver=name, reason=reason)
+        async with asyncio.TaskGroup() as group:
+            for name, receiver in self.receivers.items():
+                if name not in disabled:
+                    group.create_task(self._worker(receiver), name=f"outbox:{name}")
+
+    async def drain(self) -> None:
+        """Deliver everything due now, once per receiver (tests, ``notify test``)."""
+        disabled = await self.store.disabled_receivers()
+        for name, receiver in self.receivers.items():
+            if name not in disabled:
+                await self._deliver_due(receiver)
+
+    async def _worker(self, receiver: Receiver) -> None:
+        wake = self._wakes[receiver.name]
+        while True:
+            wake.clear()
+            if not await self._deliver_due(receiver):
+                return  # disabled
+            next_at = await self.store.next_due(receiver.name)
+            wait = self._poll if next_at is None else max(0.0, next_at - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=min(wait, self._poll))
+
+    async def _deliver_due(self, receiver: Receiver) -> bool:
+        """Attempt every due notification of ``receiver``; ``False`` once it is disabled."""
+        while True:
+            due = await self.store.due(receiver.name, self._clock())
+            if not due:
+                return True
+            for pending in due:
+                if not await self._attempt(receiver, pending):
+                    return False
+
+    async def _attempt(self, receiver: Receiver, pending: Pending) -> bool:
+        notification = Notification(
+            id=pending.id,
+            receiver=pending.receiver,
+            incident_id=pending.incident_id,
+            kind=Kind(pending.kind),
+            body=pending.body,
+            thread=await self.store.thread(pending.receiver, pending.incident_id),
+            attempt=pending.attempts + 1,
+        )
+        try:
+            outcome = await receiver.deliver(notification)
+        except Exception as e:  # a receiver bug must not stop delivery: retried, logged
+            outcome = Outcome.retry(f"{receiver.name} failed: {type(e).__name__}")
+        now = self._clock()
+        fields = {
+            "receiver": receiver.name,
+            "incident": pending.incident_id,
+            "kind": pending.kind,
+            "attempt": notification.attempt,
+        }
+        if outcome.delivered:
+            await self.store.delivered(pending, outcome.thread)
+            self.delivered += 1
+            self._info("notification delivered", **fields)
+            return True
+        if outcome.retryable:
+            wait = self.backoff.delay(notification.attempt, outcome.retry_after, self._rng)
+            await self.store.retry(pending, now + wait, outcome.reason)
+            self._warning(
+                "notification will be retried", reason=outcome.reason, retry_in=round(wait, 3),
+                **fields,
+            )  # fmt: skip
+            return True
+        await self.store.dead_letter(pending, outcome.reason, now)
+        self.failed += 1
+        self._error("notification dead-lettered", reason=outcome.reason, **fields)
+        if outcome.disable:
+            await self.store.disable_receiver(receiver.name, outcome.reason, now)
+            self._error("receiver disabled", receiver=receiver.name, reason=outcome.reason)
+            return False
+        return True
+
+    def _info(self, message: str, **fields: Any) -> None:
+        if self._log is not None:
+            self._log.info(message, **fields)
+
+    def _warning(self, message: str, **fields: Any) -> None:
+        if self._log is not None:
+            self._log.warning(message, **fields)
+
+    def _error(self, message: str, **fields: Any) -> None:
+        if self._log is not None:
+            self._log.error(message, **fields)

@@ -1,0 +1,248 @@
+"""From drift events to incidents and queued notifications.
+
+Each drift event moves one key's incident (open, updated, resolved); the routes pick the
+receivers; the incident and its notifications are saved in one commit, and the outbox is
+woken to deliver them. A key's open incident is looked up in the store, not in memory: so
+after a restart, the tracker's ``opened`` for a drift that was already open (and already
+announced) changes nothing, and :meth:`Pipeline.reconcile` resolves what got fixed while
+driftwatch was down.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from driftwatch.drift import Drift, DriftEvent, EventKind
+from driftwatch.incidents import (
+    Incident,
+    IncidentState,
+    IncidentStore,
+    Outgoing,
+    incident_id,
+    iso_time,
+)
+from driftwatch.notify.body import incident_body
+from driftwatch.notify.model import Kind
+from driftwatch.notify.routing import Facts, Router
+from driftwatch.policy import PolicyKey
+
+__all__ = ["Pipeline", "fingerprint"]
+
+Log = Any  # a structlog BoundLogger (or anything with .info/.warning)
+
+
+def fingerprint(drift: Drift) -> str:
+    """What a notification says about a drift: two equal fingerprints read the same."""
+    findings = sorted(f"{f.rule}|{f.severity}|{f.message}" for f in drift.findings)
+    return "\n".join([str(drift.status), str(drift.severity), *findings])
+
+
+def _facts(key: PolicyKey, drift: Drift) -> Facts:
+    policy = drift.live if drift.live is not None else drift.desired
+    return Facts(
+        cluster=key.cluster,
+        namespace=key.namespace,
+        name=key.name,
+        severity=None if drift.severity is None else str(drift.severity),
+        rules=frozenset(f.rule for f in drift.findings),
+        labels=dict(policy.labels) if policy is not None else {},
+    )
+
+
+def _body_facts(body: dict[str, Any], labels: dict[str, str]) -> Facts:
+    return Facts(
+        cluster=body["cluster"],
+        namespace=body["namespace"],
+        name=body["name"],
+        severity=body["severity"],
+        rules=frozenset(f["rule"] for f in body["findings"]),
+        labels=labels,
+    )
+
+
+class Pipeline:
+    """Turns drift events into incidents and outbox entries."""
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        router: Router,
+        *,
+        link: Callable[[Drift], str | None] = lambda _: None,
+        repeat_interval: float = 4 * 3600.0,
+        wake: Callable[[], None] = lambda: None,
+        log: Log = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self._link = link
+        self.repeat_interval = repeat_interval
+        self._wake = wake
+        self._log = log
+        self._clock = clock
+
+    async def handle(self, event: DriftEvent) -> Incident | None:
+        """Record one drift event; returns the incident it concerns (``None`` for a resolve
+        of nothing open)."""
+        now = self._clock()
+        current = await self.store.open_incident(event.key)
+        if event.kind is EventKind.RESOLVED:
+            if current is None:
+                return None
+            return await self._resolve(current, event, now, None)
+        fp = fingerprint(event.drift)
+        if current is None:
+            number = await self.store.next_number(event.key)
+            iid = incident_id(event.key, number)
+            body = self._body(
+                event, Kind.OPENED, iid=iid, now=now, opened_at=iso_time(now), resolved_at=None
+            )
+            incident = Incident(
+                iid, event.key, number, IncidentState.OPEN, body["severity"], body["status"],
+                fp, iso_time(now), iso_time(now), None, iso_time(now), body,
+            )  # fmt: skip
+            await self._save(incident, Kind.OPENED, _facts(event.key, event.drift), now)
+            return incident
+        body = self._body(
+            event,
+            Kind.UPDATED,
+            iid=current.id,
+            now=now,
+            opened_at=current.opened_at,
+            resolved_at=None,
+        )
+        if current.fingerprint == fp:
+            # Already announced as it is (a restart's first look, or a change that alters
+            # nothing a message says): keep the latest body, send nothing.
+            incident = replace(current, body=body, updated_at=iso_time(now))
+            await self.store.save(incident, (), now)
+            return incident
+        incident = replace(
+            current,
+            state=IncidentState.UPDATED,
+            severity=body["severity"],
+            status=body["status"],
+            fingerprint=fp,
+            updated_at=iso_time(now),
+            last_notified_at=iso_time(now),
+            body=body,
+        )
+        await self._save(incident, Kind.UPDATED, _facts(event.key, event.drift), now)
+        return incident
+
+    async def _resolve(
+        self, current: Incident, event: DriftEvent | None, now: float, reason: str | None
+    ) -> Incident:
+        if event is not None:
+            body = self._body(
+                event,
+                Kind.RESOLVED,
+                iid=current.id,
+                now=now,
+                opened_at=current.opened_at,
+                resolved_at=now,
+            )
+        else:
+            body = {
+                **current.body,
+                "type": f"drift.{Kind.RESOLVED}",
+                "occurred_at": iso_time(now),
+                "resolved_at": iso_time(now),
+                "reason": reason,
+            }
+        incident = replace(
+            current,
+            state=IncidentState.RESOLVED,
+            updated_at=iso_time(now),
+            resolved_at=iso_time(now),
+            body=body,
+        )
+        # Resolves go where the incident was last routed (its last body's facts).
+        await self._save(incident, Kind.RESOLVED, _body_facts(current.body, {}), now)
+        return incident
+
+    async def reconcile(self, open_keys: Iterable[PolicyKey]) -> list[Incident]:
+        """After the first full evaluation: resolve the open incidents whose keys are no
+        longer drifted (fixed while driftwatch was not watching)."""
+        still = set(open_keys)
+        resolved = []
+        for incident in await self.store.open_incidents():
+            if incident.key not in still:
+                reason = "resolved while driftwatch was not running"
+                resolved.append(await self._resolve(incident, None, self._clock(), reason))
+        return resolved
+
+    async def remind(self) -> list[Incident]:
+        """Re-announce incidents still open ``repeat_interval`` after their last
+        announcement (0 disables reminders)."""
+        if self.repeat_interval <= 0:
+            return []
+        now = self._clock()
+        due = []
+        for incident in await self.store.open_incidents():
+            last = incident.last_notified_at or incident.opened_at
+            if _parse(last) + self.repeat_interval <= now:
+                body = {
+                    **incident.body,
+                    "type": f"drift.{Kind.REMINDER}",
+                    "occurred_at": iso_time(now),
+                    "reason": "still open",
+                }
+                reminded = replace(incident, last_notified_at=iso_time(now), body=body)
+                await self._save(reminded, Kind.REMINDER, _body_facts(body, {}), now)
+                due.append(reminded)
+        return due
+
+    async def _save(self, incident: Incident, kind: Kind, facts: Facts, now: float) -> None:
+        silence = self.router.silenced(facts, now)
+        receivers = [] if silence is not None else self.router.receivers_for(facts)
+        disabled = await self.store.disabled_receivers()
+        body = dict(incident.body, type=f"drift.{kind}")
+        outgoing = [
+            Outgoing(str(uuid.uuid4()), receiver, str(kind), body)
+            for receiver in receivers
+            if receiver not in disabled
+        ]
+        await self.store.save(incident, outgoing, now)
+        if self._log is not None:
+            self._log.info(
+                f"incident {kind}",
+                incident=incident.id,
+                cluster=incident.key.cluster,
+                namespace=incident.key.namespace,
+                policy=incident.key.name,
+                receivers=[o.receiver for o in outgoing],
+                silenced=silence.comment if silence is not None else None,
+            )
+        if outgoing:
+            self._wake()
+
+    def _body(
+        self,
+        event: DriftEvent,
+        kind: Kind,
+        *,
+        iid: str,
+        now: float,
+        opened_at: str,
+        resolved_at: float | None,
+    ) -> dict[str, Any]:
+        return incident_body(
+            event,
+            kind=str(kind),
+            incident_id=iid,
+            occurred_at=iso_time(now),
+            opened_at=opened_at,
+            resolved_at=None if resolved_at is None else iso_time(resolved_at),
+            link=self._link(event.drift),
+        )
+
+
+def _parse(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,166 @@
+"""The notification sections of the configuration: ``notifiers``, ``routes``, ``silences``,
+``repeat_interval`` and ``state``.
+
+``notifiers`` entries are ``{name, type, ...}``; the rest of an entry is validated by the
+receiver type's own model (``notify.registry``), so an unknown field or a bad value is
+reported at its path, e.g. ``notifiers.1.channel``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from driftwatch.notify.registry import RegistryError, receiver_types
+from driftwatch.notify.routing import Matcher, Route, Silence
+from driftwatch.values.secrets import resolve_path
+
+__all__ = ["MatchSettings", "NotifierSettings", "RouteSettings", "SilenceSettings", "StateSettings"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+SeverityName = Literal["info", "low", "medium", "high", "critical"]
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError("use letters, digits, '-', '_' or '.' (at most 63), starting alnum")
+    return name
+
+
+def _error(loc: tuple[int | str, ...], message: str, kind: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=None)
+
+
+class NotifierSettings(BaseModel):
+    """One receiver: ``{name, type, ...the type's own fields}``."""
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
+
+    name: Annotated[str, AfterValidator(_check_name)]
+    """How routes, logs and the outbox refer to it; unique."""
+    type: str
+    """``slack``, ``pagerduty``, ``webhook``, ``alertmanager``, ``console``, or a plugin's."""
+    config: Any = None
+    """The type's validated settings (everything in the entry but ``name`` and ``type``)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_by_type(
+        cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        if not isinstance(data, dict) or "config" in data:
+            return handler(data)
+        rest = {k: v for k, v in data.items() if k not in ("name", "type")}
+        kind = data.get("type")
+        try:
+            types = receiver_types()
+        except RegistryError as e:
+            raise ValidationError.from_exception_data(
+                cls.__name__, [_error(("type",), str(e), "notifier_plugin")]
+            ) from e
+        if not isinstance(kind, str) or kind not in types:
+            known = ", ".join(sorted(types))
+            problem = _error(
+                ("type",), f"unknown receiver type {kind!r}: use one of {known}", "notifier_type"
+            )
+            raise ValidationError.from_exception_data(cls.__name__, [problem])
+        try:
+            config = types[kind].config.model_validate(rest, context=info.context)
+        except ValidationError as e:
+            problems = [_error(tuple(err["loc"]), err["msg"], err["type"]) for err in e.errors()]
+            raise ValidationError.from_exception_data(cls.__name__, problems) from None
+        return handler({"name": data.get("name"), "type": kind, "config": config})
+
+
+class MatchSettings(BaseModel):
+    """Conditions on an incident; all given ones must hold (none: everything matches)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_severity: SeverityName | None = None
+    """At least this severity."""
+    severities: list[SeverityName] = Field(default_factory=list)
+    """One of these severities."""
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespace globs (``prod-*``)."""
+    clusters: list[str] = Field(default_factory=list)
+    """Cluster name globs."""
+    rules: list[str] = Field(default_factory=list)
+    """At least one finding of one of these rule ids."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Policy labels: each key present, its value matching the glob."""
+
+    def to_matcher(self) -> Matcher:
+        return Matcher(
+            min_severity=self.min_severity,
+            severities=frozenset(self.severities),
+            namespaces=tuple(self.namespaces),
+            clusters=tuple(self.clusters),
+            rules=frozenset(self.rules),
+            labels=dict(self.labels),
+        )
+
+
+class RouteSettings(MatchSettings):
+    """A route: where matching incidents go."""
+
+    receivers: list[str] = Field(min_length=1)
+    """Names of configured notifiers."""
+    continue_: bool = Field(default=False, alias="continue")
+    """Also try the routes after this one when it matched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_route(self) -> Route:
+        return Route(self.to_matcher(), tuple(self.receivers), self.continue_)
+
+
+class SilenceSettings(MatchSettings):
+    """A time-bound mute: matching incidents are recorded but not sent."""
+
+    starts_at: datetime
+    """RFC 3339, with a time zone."""
+    ends_at: datetime
+    comment: str = ""
+    """Why, and who asked."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SilenceSettings:
+        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
+            raise ValueError("starts_at and ends_at need a time zone (e.g. 2026-11-27T10:00:00Z)")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+    def to_silence(self) -> Silence:
+        return Silence(
+            self.to_matcher(), self.starts_at.timestamp(), self.ends_at.timestamp(), self.comment
+        )
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    return resolve_path(value, info)
+
+
+class StateSettings(BaseModel):
+    """Where incidents and undelivered notifications are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Annotated[Path, AfterValidator(_resolve)] | None = None
+    """The SQLite file; default ``$XDG_STATE_HOME/driftwatch/state.db``
+    (``~/.local/state/driftwatch/state.db``)."""

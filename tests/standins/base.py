@@ -1,0 +1,119 @@
+"""What every stand-in offers the shared receiver conformance suite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+__all__ = ["Delivered", "Failure", "Server", "StandIn"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """One message the stand-in accepted, in arrival order."""
+
+    incident_id: str
+    """The incident it is about (as the receiver's protocol carries it)."""
+    kind: str
+    """``opened``, ``updated``, ``resolved``, ``reminder`` or ``test``, as the stand-in reads
+    it from the message."""
+    raw: Any = None
+    """The request as received (parsed JSON, form fields, headers: whatever helps a test)."""
+
+
+@dataclass(slots=True)
+class Failure:
+    """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
+
+    status: int
+    times: int = 1
+    retry_after: int | None = None
+    body: Any = None
+
+
+class StandIn(Protocol):
+    """A running stand-in (an async context manager starts and stops it)."""
+
+    url: str
+    """Its base URL (``http://127.0.0.1:<port>``)."""
+    secret: str
+    """A secret the receiver is configured with (token, routing key, signing secret): the
+    conformance suite checks that no log line ever shows it."""
+
+    def receiver_config(self, name: str) -> dict[str, Any]:
+        """The ``notifiers:`` entry (``name``, ``type`` and the rest) pointing here."""
+        ...
+
+    def fail_next(self, status: int, *, times: int = 1, retry_after: int | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` instead of accepting them."""
+        ...
+
+    @property
+    def delivered(self) -> list[Delivered]:
+        """What it accepted so far, in order."""
+        ...
+
+
+@dataclass
+class Server:
+    """An aiohttp app on an ephemeral loopback port: ``async with Server(app) as s``."""
+
+    app: web.Application
+    url: str = ""
+    _runner: web.AppRunner | None = field(default=None, repr=False)
+
+    async def __aenter__(self) -> Server:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server  # aiohttp keeps the bound socket here
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def sample_body(kind: str, incident: str, **overrides: Any) -> dict[str, Any]:
+    """An incident body as ``notify.body`` documents it (schema version 1), for
+    ``incident`` (``<cluster>/<namespace>/<name>#<n>``): a high-severity exposure."""
+    cluster, namespace, rest = incident.split("/", 2)
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "type": f"drift.{kind}",
+        "incident_id": incident,
+        "cluster": cluster,
+        "namespace": namespace,
+        "name": rest.split("#")[0],
+        "status": "modified",
+        "severity": "high",
+        "findings": [
+            {
+                "rule": "ingress-widened",
+                "severity": "high",
+                "direction": "ingress",
+                "message": "ingress now allows 0.0.0.0/0 on 443",
+                "evidence": {"cidr": "0.0.0.0/0"},
+            }
+        ],
+        "diff": "--- git\n+++ live\n-  - 10.0.0.0/8\n+  - 0.0.0.0/0\n",
+        "desired_source": {"path": "policies/frontend.yaml", "line": 1, "commit": "abc123"},
+        "live_change": {
+            "manager": "kubectl-edit",
+            "operation": "Update",
+            "time": "2024-05-01T11:59:00Z",
+        },
+        "occurred_at": "2024-05-01T12:00:00Z",
+        "reason": "ingress widened to the world",
+        "link": "https://git.example/shop/blob/abc123/policies/frontend.yaml#L1",
+        "opened_at": "2024-05-01T12:00:00Z",
+        "resolved_at": None,
+    }
+    body.update(overrides)
+    return body

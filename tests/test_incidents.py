@@ -1,0 +1,304 @@
+"""Incidents and durable delivery: the SQLite store, the pipeline from drift events to
+incidents and queued notifications, and the outbox that retries until a receiver confirms."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import structlog
+from structlog.testing import capture_logs
+
+from driftwatch.drift import DriftEvent, EventKind, compare
+from driftwatch.incidents import IncidentState, SqliteStore
+from driftwatch.notify.model import Outcome
+from driftwatch.notify.outbox import Backoff, Outbox
+from driftwatch.notify.pipeline import Pipeline
+from driftwatch.notify.routing import Facts, Matcher, Route, Router, Silence
+from driftwatch.notify.testing import ScriptedReceiver
+from driftwatch.policy import NetworkPolicy, PolicyKey
+from driftwatch.rules import RuleEngine
+from tests.aio import async_test
+from tests.builders import allow_from, np
+
+ENGINE = RuleEngine()
+KEY = PolicyKey("prod", "shop", "web")
+GIT = np("web", "shop", spec=allow_from("frontend"))
+OPEN_TO_WORLD = np(
+    "web",
+    "shop",
+    spec={
+        "podSelector": {"matchLabels": {"app": "web"}},
+        "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 8080}]}],
+    },
+)
+PORT_CHANGED = np("web", "shop", spec=allow_from("frontend", port=9090))
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def event(kind: EventKind, live: NetworkPolicy | None, seq: int = 1) -> DriftEvent:
+    drift = compare(KEY, GIT, live if live is not None else OPEN_TO_WORLD, ENGINE)
+    return DriftEvent(kind, KEY, drift, None, "why", seq, live)
+
+
+async def setup(
+    tmp_path: Path, *receivers: ScriptedReceiver, router: Router | None = None
+) -> tuple[SqliteStore, Pipeline, Outbox, Clock]:
+    store = await SqliteStore(tmp_path / "state.db").open()
+    clock = Clock()
+    names = [r.name for r in receivers]
+    log = structlog.get_logger()
+    outbox = Outbox(
+        store, {r.name: r for r in receivers}, backoff=Backoff(1, 2, 60), clock=clock, log=log
+    )
+    pipeline = Pipeline(
+        store,
+        router or Router((), names),
+        wake=outbox.wake,
+        clock=clock,
+        repeat_interval=3600,
+        log=log,
+    )
+    return store, pipeline, outbox, clock
+
+
+@async_test
+async def test_an_incident_opens_updates_and_resolves_with_one_notification_each(
+    tmp_path: Path,
+) -> None:
+    slack = ScriptedReceiver("slack")
+    store, pipeline, outbox, clock = await setup(tmp_path, slack)
+    opened = await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    assert opened is not None
+    assert opened.id == "prod/shop/web#1"
+    assert opened.state is IncidentState.OPEN
+    await outbox.drain()
+    clock.now += 10
+    await pipeline.handle(event(EventKind.UPDATED, PORT_CHANGED))
+    clock.now += 10
+    await pipeline.handle(event(EventKind.RESOLVED, GIT))
+    await outbox.drain()
+
+    kinds = [(n.kind, n.incident_id) for n in slack.delivered]
+    assert kinds == [
+        ("opened", "prod/shop/web#1"),
+        ("updated", "prod/shop/web#1"),
+        ("resolved", "prod/shop/web#1"),
+    ]
+    # The thread the first delivery returned is handed to the later ones.
+    assert slack.delivered[1].thread == {"ts": slack.delivered[0].id}
+    body = slack.delivered[0].body
+    assert body["schema_version"] == 1
+    assert body["type"] == "drift.opened"
+    assert body["severity"] == "critical"
+    assert {f["rule"] for f in body["findings"]} >= {"ingress-from-world"}
+    resolved = await store.get("prod/shop/web#1")
+    assert resolved is not None
+    assert resolved.state is IncidentState.RESOLVED
+    # The next drift of the key is a new incident.
+    again = await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    assert again is not None
+    assert again.id == "prod/shop/web#2"
+    await store.close()
+
+
+@async_test
+async def test_a_restart_neither_realerts_nor_forgets_to_resolve(tmp_path: Path) -> None:
+    first = ScriptedReceiver("pd")
+    store, pipeline, outbox, _ = await setup(tmp_path, first)
+    await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    await outbox.drain()
+    await store.close()
+
+    # Restart: the tracker announces the same drift as opened again; nothing is sent.
+    second = ScriptedReceiver("pd")
+    store, pipeline, outbox, _ = await setup(tmp_path, second)
+    again = await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    assert again is not None
+    assert again.id == "prod/shop/web#1"
+    await outbox.drain()
+    assert second.attempts == []
+    # It was fixed while down: the first full evaluation finds the key in sync.
+    resolved = await pipeline.reconcile(open_keys=[])
+    assert [i.id for i in resolved] == ["prod/shop/web#1"]
+    await outbox.drain()
+    assert [(n.kind, n.body["reason"]) for n in second.delivered] == [
+        ("resolved", "resolved while driftwatch was not running")
+    ]
+    await store.close()
+
+
+@async_test
+async def test_retries_honour_retry_after_and_permanent_failures_are_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    hook = ScriptedReceiver(
+        "hook", script=[Outcome.retry("429", after=30.0), Outcome.fail("400 bad request")]
+    )
+    store, pipeline, outbox, clock = await setup(tmp_path, hook)
+    with capture_logs() as logs:
+        await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+        await outbox.drain()
+        assert len(hook.attempts) == 1
+        clock.now += 29
+        await outbox.drain()
+        assert len(hook.attempts) == 1  # Retry-After: 30 s not yet over
+        clock.now += 2
+        await outbox.drain()
+    assert len(hook.attempts) == 2
+    assert hook.attempts[0].id == hook.attempts[1].id  # the same notification, retried
+    assert hook.attempts[1].attempt == 2
+    assert await store.pending_count() == 0
+    (dead,) = await store.dead_letters()
+    assert (dead.receiver, dead.reason, dead.attempts) == ("hook", "400 bad request", 2)
+    events = [e["event"] for e in logs]
+    assert "notification will be retried" in events
+    assert "notification dead-lettered" in events
+    assert not any(hook.secret in str(e) for e in logs)
+    await store.close()
+
+
+@async_test
+async def test_one_incidents_notifications_are_delivered_in_order(tmp_path: Path) -> None:
+    slow = ScriptedReceiver("slow", script=[Outcome.retry("503")])
+    store, pipeline, outbox, clock = await setup(tmp_path, slow)
+    await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    await pipeline.handle(event(EventKind.UPDATED, PORT_CHANGED))
+    await pipeline.handle(event(EventKind.RESOLVED, GIT))
+    await outbox.drain()
+    # The opened notification failed and waits: the later ones wait behind it.
+    assert [n.kind for n in slow.attempts] == ["opened"]
+    clock.now += 5
+    await outbox.drain()
+    assert [n.kind for n in slow.delivered] == ["opened", "updated", "resolved"]
+    await store.close()
+
+
+@async_test
+async def test_gone_disables_the_receiver(tmp_path: Path) -> None:
+    hook = ScriptedReceiver("hook", script=[Outcome.gone("410 Gone")])
+    other = ScriptedReceiver("other")
+    store, pipeline, outbox, _ = await setup(tmp_path, hook, other)
+    await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    await outbox.drain()
+    assert await store.disabled_receivers() == {"hook": "410 Gone"}
+    await pipeline.handle(event(EventKind.UPDATED, PORT_CHANGED))
+    await outbox.drain()
+    assert len(hook.attempts) == 1
+    assert [n.kind for n in other.delivered] == ["opened", "updated"]
+    await store.close()
+
+
+@async_test
+async def test_reminders_for_incidents_still_open(tmp_path: Path) -> None:
+    slack = ScriptedReceiver("slack")
+    store, pipeline, outbox, clock = await setup(tmp_path, slack)
+    await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    clock.now += 3599
+    assert await pipeline.remind() == []
+    clock.now += 1
+    assert [i.id for i in await pipeline.remind()] == ["prod/shop/web#1"]
+    assert await pipeline.remind() == []  # counted from the reminder now
+    await outbox.drain()
+    assert [n.kind for n in slack.delivered] == ["opened", "reminder"]
+    await store.close()
+
+
+def test_routes_pick_receivers_in_order_and_continue() -> None:
+    router = Router(
+        (
+            Route(Matcher(min_severity="high", namespaces=("prod-*",)), ("pagerduty",), True),
+            Route(Matcher(rules=frozenset({"ingress-from-world"})), ("security",)),
+            Route(Matcher(), ("slack",)),
+        ),
+        ("slack", "pagerduty", "security"),
+    )
+
+    def facts(ns: str, severity: str, rules: set[str]) -> Facts:
+        return Facts("c", ns, "p", severity, frozenset(rules))
+
+    assert router.receivers_for(facts("prod-eu", "critical", {"ingress-from-world"})) == [
+        "pagerduty",
+        "security",
+    ]
+    assert router.receivers_for(facts("prod-eu", "medium", {"ports-widened"})) == ["slack"]
+    assert router.receivers_for(facts("dev", "critical", {"traffic-allowed"})) == ["slack"]
+    assert Router((), ("a", "b")).receivers_for(facts("x", "low", set())) == ["a", "b"]
+    labelled = Matcher(labels={"team": "pay*"})
+    assert labelled.matches(Facts("c", "n", "p", None, frozenset(), {"team": "payments"}))
+    assert not labelled.matches(Facts("c", "n", "p", None, frozenset(), {}))
+
+
+@async_test
+async def test_silenced_incidents_are_recorded_but_not_sent(tmp_path: Path) -> None:
+    slack = ScriptedReceiver("slack")
+    clock_now = 1_800_000_000.0
+    router = Router(
+        (), ("slack",), (Silence(Matcher(namespaces=("shop",)), clock_now - 1, clock_now + 60),)
+    )
+    store, pipeline, outbox, clock = await setup(tmp_path, slack, router=router)
+    await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    await outbox.drain()
+    assert slack.attempts == []
+    assert await store.open_incident(KEY) is not None
+    clock.now += 120  # the silence is over: the next change is sent
+    await pipeline.handle(event(EventKind.UPDATED, PORT_CHANGED))
+    await outbox.drain()
+    assert [n.kind for n in slack.delivered] == ["updated"]
+    await store.close()
+
+
+def test_undelivered_notifications_survive_kill_9(tmp_path: Path) -> None:
+    """A process that queued a notification and was killed before delivering it leaves it
+    in the outbox; the next process delivers it."""
+    db = tmp_path / "state.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal
+        from tests.test_incidents import event, setup, EventKind, OPEN_TO_WORLD
+        from driftwatch.notify.testing import ScriptedReceiver
+        from driftwatch.notify.model import Outcome
+        from pathlib import Path
+
+        async def main():
+            down = ScriptedReceiver("hook", script=[Outcome.retry("connection refused")])
+            store, pipeline, outbox, _ = await setup(Path({str(tmp_path)!r}), down)
+            await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+            await outbox.drain()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        check=False, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == -9, done.stderr.decode()
+    assert db.exists()
+
+    async def restart() -> ScriptedReceiver:
+        up = ScriptedReceiver("hook")
+        store, _, outbox, clock = await setup(tmp_path, up)
+        clock.now += 3600
+        await outbox.drain()
+        assert await store.pending_count() == 0
+        await store.close()
+        return up
+
+    up = asyncio.run(restart())
+    assert [(n.kind, n.incident_id, n.attempt) for n in up.delivered] == [
+        ("opened", "prod/shop/web#1", 2)
+    ]
