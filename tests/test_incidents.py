@@ -4,10 +4,13 @@ incidents and queued notifications, and the outbox that retries until a receiver
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import structlog
@@ -15,8 +18,8 @@ from structlog.testing import capture_logs
 
 from driftwatch.drift import DriftEvent, EventKind, compare
 from driftwatch.incidents import IncidentState, SqliteStore
-from driftwatch.notify.model import Outcome
-from driftwatch.notify.outbox import Backoff, Outbox
+from driftwatch.notify.model import Notification, Outcome
+from driftwatch.notify.outbox import Backoff, Limits, Outbox
 from driftwatch.notify.pipeline import Pipeline
 from driftwatch.notify.routing import Facts, Matcher, Route, Router, Silence
 from driftwatch.notify.testing import ScriptedReceiver
@@ -268,7 +271,7 @@ def test_undelivered_notifications_survive_kill_9(tmp_path: Path) -> None:
         import asyncio, os, signal
         from tests.test_incidents import event, setup, EventKind, OPEN_TO_WORLD
         from driftwatch.notify.testing import ScriptedReceiver
-        from driftwatch.notify.model import Outcome
+        from driftwatch.notify.model import Notification, Outcome
         from pathlib import Path
 
         async def main():
@@ -302,3 +305,85 @@ def test_undelivered_notifications_survive_kill_9(tmp_path: Path) -> None:
     assert [(n.kind, n.incident_id, n.attempt) for n in up.delivered] == [
         ("opened", "prod/shop/web#1", 2)
     ]
+
+
+class SlowReceiver(ScriptedReceiver):
+    """Takes a while per delivery and records how many overlap."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.running = 0
+        self.most = 0
+        self.started: list[float] = []
+
+    async def deliver(self, notification: Notification) -> Outcome:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        self.started.append(time.monotonic())
+        try:
+            await asyncio.sleep(0.05)
+            return await super().deliver(notification)
+        finally:
+            self.running -= 1
+
+
+@async_test
+async def test_deliveries_overlap_across_incidents_within_limits_and_never_within_one(
+    tmp_path: Path,
+) -> None:
+    slow = SlowReceiver("slow")
+    store = await SqliteStore(tmp_path / "state.db").open()
+    clock = Clock()
+    outbox = Outbox(store, {"slow": slow}, clock=clock, limits={"slow": Limits(3)})
+    pipeline = Pipeline(store, Router((), ("slow",)), clock=clock)
+    for i in range(6):
+        key = PolicyKey("prod", "shop", f"web-{i}")
+        drift = compare(key, GIT, OPEN_TO_WORLD, ENGINE)
+        await pipeline.handle(DriftEvent(EventKind.OPENED, key, drift, None, "why", i, None))
+        drift = compare(key, GIT, PORT_CHANGED, ENGINE)
+        await pipeline.handle(DriftEvent(EventKind.UPDATED, key, drift, None, "why", i, None))
+    await outbox.drain()
+    assert slow.most == 3
+    assert len(slow.delivered) == 12
+    for i in range(6):
+        mine = [n.kind for n in slow.delivered if n.incident_id == f"prod/shop/web-{i}#1"]
+        assert mine == ["opened", "updated"]
+
+    paced = SlowReceiver("paced")
+    outbox = Outbox(store, {"paced": paced}, clock=clock, limits={"paced": Limits(8, 20.0)})
+    pipeline = Pipeline(store, Router((), ("paced",)), clock=clock)
+    for i in range(5):
+        key = PolicyKey("prod", "pay", f"api-{i}")
+        drift = compare(key, GIT, OPEN_TO_WORLD, ENGINE)
+        await pipeline.handle(DriftEvent(EventKind.OPENED, key, drift, None, "why", i, None))
+    await outbox.drain()
+    gaps = [b - a for a, b in itertools.pairwise(paced.started)]
+    assert len(gaps) == 4
+    assert min(gaps) >= 0.045  # 20 per second: 50 ms apart (timer slack allowed)
+    await store.close()
+
+
+@async_test
+async def test_a_restarted_outbox_retries_at_once_not_after_the_last_backoff(
+    tmp_path: Path,
+) -> None:
+    down = ScriptedReceiver("hook", script=[Outcome.retry("503", after=3000.0)])
+    store, pipeline, outbox, _ = await setup(tmp_path, down)
+    await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    await outbox.drain()
+    assert await store.pending_count() == 1
+    await store.close()
+
+    up = ScriptedReceiver("hook")
+    store, _, outbox, _ = await setup(tmp_path, up)
+    task = asyncio.create_task(outbox.run())
+    try:
+        deadline = time.monotonic() + 5
+        while not up.delivered and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert [n.kind for n in up.delivered] == ["opened"]
+    await store.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from driftwatch.notify.outbox import Limits
 from driftwatch.notify.routing import Facts
 from driftwatch.settings import SettingsError, parse_settings
 
@@ -20,6 +21,8 @@ notifiers:
   - name: shell
     type: console
     format: json
+    max_in_flight: 1
+    rate_limit: 2.5
 routes:
   - min_severity: high
     namespaces: ["prod-*"]
@@ -42,6 +45,8 @@ def test_a_full_notification_configuration(tmp_path: Path) -> None:
         ("shell", "console"),
     ]
     assert settings.notifiers[1].config.format == "json"
+    assert settings.notifiers[1].limits() == Limits(1, 2.5)
+    assert settings.notifiers[0].limits() == Limits(4, None)
     assert settings.state.path == tmp_path / "state" / "driftwatch.db"
     assert settings.repeat_interval == 1800
     first, second = (r.to_route() for r in settings.routes)

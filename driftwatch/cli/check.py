@@ -117,7 +117,10 @@ def _workers() -> Iterator[Executor | None]:
         pool.submit(int).result()  # start the workers now (fork starts them all at once)
         yield pool
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Waited for (idle workers exit at once): a pool left shutting down while the
+        # interpreter exits races CPython's atexit hook, which may then write to the
+        # manager's closed wake-up pipe (EBADF and a traceback on stderr).
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _live_source_error(args: argparse.Namespace) -> str | None:

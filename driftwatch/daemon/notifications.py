@@ -89,7 +89,8 @@ class Notifications:
             tuple(receivers),
             tuple(s.to_silence() for s in settings.silences),
         )
-        outbox = Outbox(store, receivers, log=log)
+        limits = {n.name: n.limits() for n in settings.notifiers}
+        outbox = Outbox(store, receivers, log=log, limits=limits)
         template = settings.link_template
 
         def link(drift: Drift) -> str | None:

@@ -236,6 +236,12 @@ class SqliteStore:
     def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
         self.db.execute(sql, args)
 
+    async def due_now(self, now: float) -> int:
+        return await self._run(self._due_now, now)
+
+    def _due_now(self, now: float) -> int:
+        return self.db.execute("UPDATE outbox SET next_at=? WHERE next_at > ?", (now, now)).rowcount
+
     async def dead_letter(self, pending: Pending, reason: str, now: float) -> None:
         await self._run(self._dead_letter, pending, reason, now)
 

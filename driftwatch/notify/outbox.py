@@ -20,7 +20,7 @@ from typing import Any
 from driftwatch.incidents import IncidentStore, Pending
 from driftwatch.notify.model import Kind, Notification, Outcome, Receiver
 
-__all__ = ["Backoff", "Outbox"]
+__all__ = ["Backoff", "Limits", "Outbox"]
 
 Log = Any
 
@@ -42,6 +42,35 @@ class Backoff:
         return wait
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How hard one receiver may be pushed."""
+
+    max_in_flight: int = 4
+    """Deliveries at the same time (each to a different incident: one incident's
+    notifications always go one after the other, in order)."""
+    per_second: float | None = None
+    """At most this many attempts per second (``None``: no limit)."""
+
+
+class _Pacer:
+    """Spaces calls at least ``interval`` seconds apart (monotonic clock)."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self._interval = 0.0 if not per_second else 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self._interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self._interval
+
+
 class Outbox:
     """Delivers what the store holds, to each receiver, until cancelled."""
 
@@ -54,9 +83,12 @@ class Outbox:
         log: Log = None,
         clock: Callable[[], float] = time.time,
         poll: float = 5.0,
+        limits: Mapping[str, Limits] | None = None,
     ) -> None:
         self.store = store
         self.receivers = dict(receivers)
+        self._limits = {name: (limits or {}).get(name, Limits()) for name in self.receivers}
+        self._pacers = {name: _Pacer(lim.per_second) for name, lim in self._limits.items()}
         self.backoff = backoff or Backoff()
         self._log = log
         self._clock = clock
@@ -76,6 +108,10 @@ class Outbox:
         disabled = await self.store.disabled_receivers()
         for name, reason in disabled.items():
             self._info("receiver disabled", receiver=name, reason=reason)
+        waiting = await self.store.due_now(self._clock())
+        if waiting:
+            # Left by an earlier run: try now, not after that run's backoff.
+            self._info("undelivered notifications from before the start", count=waiting)
         async with asyncio.TaskGroup() as group:
             for name, receiver in self.receivers.items():
                 if name not in disabled:
@@ -101,13 +137,21 @@ class Outbox:
 
     async def _deliver_due(self, receiver: Receiver) -> bool:
         """Attempt every due notification of ``receiver``; ``False`` once it is disabled."""
+        limits, pacer = self._limits[receiver.name], self._pacers[receiver.name]
+        gate = asyncio.Semaphore(limits.max_in_flight)
+
+        async def one(pending: Pending) -> bool:
+            async with gate:
+                await pacer.wait()
+                return await self._attempt(receiver, pending)
+
         while True:
+            # At most one notification per incident is due at a time: these may overlap.
             due = await self.store.due(receiver.name, self._clock())
             if not due:
                 return True
-            for pending in due:
-                if not await self._attempt(receiver, pending):
-                    return False
+            if not all(await asyncio.gather(*(one(p) for p in due))):
+                return False
 
     async def _attempt(self, receiver: Receiver, pending: Pending) -> bool:
         notification = Notification(

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from driftwatch.notify.outbox import Limits
 from driftwatch.notify.registry import RegistryError, receiver_types
 from driftwatch.notify.routing import Matcher, Route, Silence
 from driftwatch.values.secrets import resolve_path
@@ -54,17 +55,25 @@ class NotifierSettings(BaseModel):
     """How routes, logs and the outbox refer to it; unique."""
     type: str
     """``slack``, ``pagerduty``, ``webhook``, ``alertmanager``, ``console``, or a plugin's."""
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+    """Deliveries at the same time (to different incidents; one incident's go in order)."""
+    rate_limit: float | None = Field(default=None, gt=0)
+    """At most this many messages per second (Slack's per-channel limit is built in)."""
     config: Any = None
     """The type's validated settings (everything in the entry but ``name`` and ``type``)."""
+
+    def limits(self) -> Limits:
+        return Limits(self.max_in_flight, self.rate_limit)
 
     @model_validator(mode="wrap")
     @classmethod
     def _validate_by_type(
         cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> Any:
-        if not isinstance(data, dict) or "config" in data:
-            return handler(data)
-        rest = {k: v for k, v in data.items() if k not in ("name", "type")}
+        if not isinstance(data, dict) or isinstance(data.get("config"), BaseModel):
+            return handler(data)  # not an entry, or one already validated
+        own = ("name", "type", "max_in_flight", "rate_limit")
+        rest = {k: v for k, v in data.items() if k not in own}
         kind = data.get("type")
         try:
             types = receiver_types()
@@ -83,7 +92,8 @@ class NotifierSettings(BaseModel):
         except ValidationError as e:
             problems = [_error(tuple(err["loc"]), err["msg"], err["type"]) for err in e.errors()]
             raise ValidationError.from_exception_data(cls.__name__, problems) from None
-        return handler({"name": data.get("name"), "type": kind, "config": config})
+        mine = {k: v for k, v in data.items() if k in own}
+        return handler({**mine, "type": kind, "config": config})
 
 
 class MatchSettings(BaseModel):

@@ -119,6 +119,10 @@ class AlertmanagerStandIn:
             config["basic_auth_username"], config["basic_auth_password"] = self.basic
         return config
 
+    def recover(self) -> None:
+        """Drop the failures still queued: the service is up again."""
+        self._failures.clear()
+
     def fail_next(self, status: int, *, times: int = 1, retry_after: int | None = None) -> None:
         self._failures.append(Failure(status, times, retry_after))
 

@@ -50,6 +50,10 @@ class StandIn(Protocol):
         """Answer the next ``times`` requests with ``status`` instead of accepting them."""
         ...
 
+    def recover(self) -> None:
+        """Drop the failures ``fail_next`` still has queued: the service is up again."""
+        ...
+
     @property
     def delivered(self) -> list[Delivered]:
         """What it accepted so far, in order."""

@@ -166,6 +166,10 @@ class PagerDutyStandIn:
             "url": f"{self.url}/v2/enqueue",
         }
 
+    def recover(self) -> None:
+        """Drop the failures still queued: the service is up again."""
+        self._failures.clear()
+
     def fail_next(
         self, status: int, *, times: int = 1, retry_after: int | None = None, body: Any = None
     ) -> None:

@@ -201,6 +201,10 @@ class SlackStandIn:
         """The ``notifiers:`` entry for the incoming-webhook mode."""
         return {"name": name, "type": "slack", "webhook_url": self.webhook_url}
 
+    def recover(self) -> None:
+        """Drop the failures still queued: the service is up again."""
+        self._failures.clear()
+
     def fail_next(
         self, status: int, *, times: int = 1, retry_after: int | None = None, body: Any = None
     ) -> None:

@@ -134,6 +134,10 @@ class WebhookStandIn:
     def receiver_config(self, name: str) -> dict[str, Any]:
         return {"name": name, "type": "webhook", "url": f"{self.url}{PATH}", "secret": self.secret}
 
+    def recover(self) -> None:
+        """Drop the failures still queued: the service is up again."""
+        self._failures.clear()
+
     def fail_next(self, status: int, *, times: int = 1, retry_after: int | None = None) -> None:
         self._failures.append(Failure(status, times, retry_after))
 
