@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_per_key
     ON incidents (cluster, namespace, name) WHERE state != 'resolved';
 CREATE INDEX IF NOT EXISTS by_update ON incidents (updated_at);
+CREATE INDEX IF NOT EXISTS by_key ON incidents (cluster, namespace, name, number);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
