@@ -170,9 +170,13 @@ def test_stdlib_debug_is_shown_at_debug_level() -> None:
     configure_logging("debug", "json", stream=out)
     logging.getLogger("kubernetes_asyncio.watch").debug("event received")
     structlog.get_logger("driftwatch").debug("tick")
+    # slack_sdk's debug lines are every request body: left out even at debug.
+    logging.getLogger("slack_sdk.web.async_base_client").debug("Sending a request - ...")
+    logging.getLogger("slack_sdk.web.async_base_client").info("rate limited")
     assert [(line["logger"], line["event"]) for line in json_lines(out)] == [
         ("kubernetes_asyncio.watch", "event received"),
         ("driftwatch", "tick"),
+        ("slack_sdk.web.async_base_client", "rate limited"),
     ]
 
 

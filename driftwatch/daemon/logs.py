@@ -137,6 +137,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.getLevelNamesMapping()[level.upper()])
+    # At debug, slack_sdk logs every request body (whole diffs) and response: not useful at
+    # driftwatch's debug level, and a body is the remote side's business.
+    logging.getLogger("slack_sdk").setLevel(max(root.level, logging.INFO))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
