@@ -494,6 +494,8 @@ def test_config_takes_exactly_one_mode(tmp_path: Path) -> None:
 @async_test
 async def test_the_token_is_in_no_reason_and_no_log_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)  # slack_sdk logs requests and answers at DEBUG
+    # driftwatch's own logging keeps slack_sdk at INFO: open it up here, whatever ran before.
+    caplog.set_level(logging.DEBUG, logger="slack_sdk")
     reasons: list[str] = []
     with capture_logs() as logs:
         async with receiving() as (slack, receiver):
