@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -386,4 +387,29 @@ async def test_a_restarted_outbox_retries_at_once_not_after_the_last_backoff(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert [n.kind for n in up.delivered] == ["opened"]
+    await store.close()
+
+
+@async_test
+async def test_a_route_on_policy_labels_gets_the_reminder_and_the_resolve(
+    tmp_path: Path,
+) -> None:
+    team = ScriptedReceiver("team")
+    others = ScriptedReceiver("others")
+    router = Router(
+        (
+            Route(Matcher(labels={"team": "pay*"}), ("team",)),
+            Route(Matcher(), ("others",)),
+        ),
+        ("team", "others"),
+    )
+    store, pipeline, outbox, clock = await setup(tmp_path, team, others, router=router)
+    labelled = replace(OPEN_TO_WORLD, labels=(("team", "payments"),))
+    await pipeline.handle(event(EventKind.OPENED, labelled))
+    clock.now += 3600
+    await pipeline.remind()
+    await pipeline.handle(event(EventKind.RESOLVED, GIT))
+    await outbox.drain()
+    assert [n.kind for n in team.delivered] == ["opened", "reminder", "resolved"]
+    assert others.attempts == []
     await store.close()

@@ -6,12 +6,10 @@ the same dedup key, the webhook's ``drift.resolved``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
@@ -21,30 +19,11 @@ from driftwatch.daemon.notifications import Notifications
 from driftwatch.daemon.run import Daemon
 from driftwatch.daemon.testing import start_until_ready
 from driftwatch.settings import Settings
-from tests.standins.alertmanager import AlertmanagerStandIn
 from tests.standins.base import StandIn
-from tests.standins.pagerduty import PagerDutyStandIn
-from tests.standins.slack import SlackStandIn
-from tests.standins.webhook import WebhookStandIn
+from tests.standins.every import every_standin
 from tests.test_daemon import EDITOR, EXAMPLES, FAST, kubectl_and_daemon_settings, needs_kubectl
 
 POLICY = "frontend-allow-from-ingress"
-
-
-@contextlib.asynccontextmanager
-async def standins() -> AsyncIterator[dict[str, Any]]:
-    async with (
-        SlackStandIn() as slack,
-        PagerDutyStandIn() as pagerduty,
-        AlertmanagerStandIn() as alertmanager,
-        WebhookStandIn() as webhook,
-    ):
-        yield {
-            "slack": slack,
-            "pagerduty": pagerduty,
-            "alertmanager": alertmanager,
-            "webhook": webhook,
-        }
 
 
 async def until(check: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -69,7 +48,7 @@ def test_a_kubectl_change_reaches_every_receiver_and_reapplying_git_resolves_it(
     with kubectl_and_daemon_settings(tmp_path) as (kubectl, base):
 
         async def scenario() -> None:
-            async with standins() as services:
+            async with every_standin() as services:
                 data = base.model_dump(mode="json", exclude={"notifiers"})
                 data["notifiers"] = [s.receiver_config(n) for n, s in services.items()]
                 data["state"] = {"path": str(tmp_path / "state.db")}

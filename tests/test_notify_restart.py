@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import yaml
 from driftwatch.sandbox import SandboxThread
 from driftwatch.sandbox.kubectl import Kubectl
 from tests.standins.alertmanager import AlertmanagerStandIn
+from tests.standins.every import AnyStandIn, every_standin
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
 from tests.standins.webhook import WebhookStandIn
@@ -44,26 +45,8 @@ EXPECTED = [(FIXED, "opened"), (FIXED, "resolved"), (OPEN, "opened")]
 DOWN = 10_000
 """Failures queued in each stand-in in phase 1: more requests than the phase can make."""
 
-StandIn = SlackStandIn | PagerDutyStandIn | AlertmanagerStandIn | WebhookStandIn
 
-
-@contextlib.asynccontextmanager
-async def standins() -> AsyncIterator[dict[str, StandIn]]:
-    async with (
-        SlackStandIn() as slack,
-        PagerDutyStandIn() as pagerduty,
-        AlertmanagerStandIn() as alertmanager,
-        WebhookStandIn() as webhook,
-    ):
-        yield {
-            "slack": slack,
-            "pagerduty": pagerduty,
-            "alertmanager": alertmanager,
-            "webhook": webhook,
-        }
-
-
-def requests_to(standin: StandIn) -> int:
+def requests_to(standin: AnyStandIn) -> int:
     """How many requests reached ``standin``, whatever it answered."""
     seen = standin.requests
     return seen if isinstance(seen, int) else len(seen)
@@ -183,7 +166,7 @@ def test_kill_9_while_every_receiver_is_down_loses_nothing_and_repeats_nothing(
             await asyncio.to_thread(kubectl.run, *args, env=kubectl.env(**env))
 
         async def scenario() -> None:
-            async with standins() as services:
+            async with every_standin() as services:
                 config = tmp_path / "driftwatch.yaml"
                 config.write_text(
                     yaml.safe_dump(

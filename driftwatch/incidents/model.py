@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,9 @@ class Incident:
     from here."""
     body: dict[str, Any]
     """The latest incident body (see ``notify.body``)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """The policy's labels when last seen: routes match on them, reminders and resolves
+    included."""
 
     @property
     def is_open(self) -> bool:

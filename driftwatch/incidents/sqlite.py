@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     severity TEXT, status TEXT NOT NULL, fingerprint TEXT NOT NULL,
     opened_at TEXT NOT NULL, updated_at TEXT NOT NULL, resolved_at TEXT,
     last_notified_at TEXT,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    labels TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_per_key
     ON incidents (cluster, namespace, name) WHERE state != 'resolved';
@@ -81,6 +82,7 @@ class SqliteStore:
         self.path = Path(path)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-state")
         self._db: sqlite3.Connection | None = None
+        self._disabled: dict[str, str] = {}
 
     async def open(self) -> SqliteStore:
         """Create the file (and its directory) if needed and the tables; errors name the
@@ -101,6 +103,7 @@ class SqliteStore:
             raise OSError(f"{self.path}: cannot open the state database: {e}") from e
         db.row_factory = sqlite3.Row
         self._db = db
+        self._disabled = self._read_disabled()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -157,13 +160,13 @@ class SqliteStore:
         try:
             k = incident.key
             db.execute(
-                "INSERT OR REPLACE INTO incidents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO incidents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     incident.id, k.cluster, k.namespace, k.name, incident.number,
                     str(incident.state), incident.severity, incident.status,
                     incident.fingerprint, incident.opened_at, incident.updated_at,
                     incident.resolved_at, incident.last_notified_at,
-                    json.dumps(incident.body),
+                    json.dumps(incident.body), json.dumps(incident.labels),
                 ),
             )  # fmt: skip
             db.executemany(
@@ -299,11 +302,14 @@ class SqliteStore:
             "INSERT OR REPLACE INTO disabled_receivers VALUES (?,?,?)",
             (receiver, reason, iso_time(now)),
         )
+        self._disabled[receiver] = reason
 
     async def disabled_receivers(self) -> dict[str, str]:
-        return await self._run(self._disabled)
+        # Asked for every incident change: kept in memory (this store is the only writer),
+        # read from the file once, at open.
+        return dict(self._disabled)
 
-    def _disabled(self) -> dict[str, str]:
+    def _read_disabled(self) -> dict[str, str]:
         return {
             r[0]: r[1] for r in self.db.execute("SELECT receiver, reason FROM disabled_receivers")
         }
@@ -329,4 +335,5 @@ def _incident(r: sqlite3.Row) -> Incident:
         resolved_at=r["resolved_at"],
         last_notified_at=r["last_notified_at"],
         body=json.loads(r["body"]),
+        labels=json.loads(r["labels"]),
     )

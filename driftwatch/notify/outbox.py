@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from driftwatch.incidents import IncidentStore, Pending
 from driftwatch.notify.model import Kind, Notification, Outcome, Receiver
 
@@ -90,7 +92,7 @@ class Outbox:
         self._limits = {name: (limits or {}).get(name, Limits()) for name in self.receivers}
         self._pacers = {name: _Pacer(lim.per_second) for name, lim in self._limits.items()}
         self.backoff = backoff or Backoff()
-        self._log = log
+        self._log = log if log is not None else structlog.get_logger("driftwatch.notify")
         self._clock = clock
         self._poll = poll
         self._rng = random.Random()  # noqa: S311 - jitter, not security
@@ -107,11 +109,11 @@ class Outbox:
         """One worker per receiver; returns only when cancelled (or every worker ends)."""
         disabled = await self.store.disabled_receivers()
         for name, reason in disabled.items():
-            self._info("receiver disabled", receiver=name, reason=reason)
+            self._log.info("receiver disabled", receiver=name, reason=reason)
         waiting = await self.store.due_now(self._clock())
         if waiting:
             # Left by an earlier run: try now, not after that run's backoff.
-            self._info("undelivered notifications from before the start", count=waiting)
+            self._log.info("undelivered notifications from before the start", count=waiting)
         async with asyncio.TaskGroup() as group:
             for name, receiver in self.receivers.items():
                 if name not in disabled:
@@ -177,33 +179,21 @@ class Outbox:
         if outcome.delivered:
             await self.store.delivered(pending, outcome.thread)
             self.delivered += 1
-            self._info("notification delivered", **fields)
+            self._log.info("notification delivered", **fields)
             return True
         if outcome.retryable:
             wait = self.backoff.delay(notification.attempt, outcome.retry_after, self._rng)
             await self.store.retry(pending, now + wait, outcome.reason)
-            self._warning(
+            self._log.warning(
                 "notification will be retried", reason=outcome.reason, retry_in=round(wait, 3),
                 **fields,
             )  # fmt: skip
             return True
         await self.store.dead_letter(pending, outcome.reason, now)
         self.failed += 1
-        self._error("notification dead-lettered", reason=outcome.reason, **fields)
+        self._log.error("notification dead-lettered", reason=outcome.reason, **fields)
         if outcome.disable:
             await self.store.disable_receiver(receiver.name, outcome.reason, now)
-            self._error("receiver disabled", receiver=receiver.name, reason=outcome.reason)
+            self._log.error("receiver disabled", receiver=receiver.name, reason=outcome.reason)
             return False
         return True
-
-    def _info(self, message: str, **fields: Any) -> None:
-        if self._log is not None:
-            self._log.info(message, **fields)
-
-    def _warning(self, message: str, **fields: Any) -> None:
-        if self._log is not None:
-            self._log.warning(message, **fields)
-
-    def _error(self, message: str, **fields: Any) -> None:
-        if self._log is not None:
-            self._log.error(message, **fields)

@@ -17,6 +17,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from driftwatch.drift import Drift, DriftEvent, EventKind
 from driftwatch.incidents import (
     Incident,
@@ -84,7 +86,7 @@ class Pipeline:
         self._link = link
         self.repeat_interval = repeat_interval
         self._wake = wake
-        self._log = log
+        self._log = log if log is not None else structlog.get_logger("driftwatch.notify")
         self._clock = clock
 
     async def handle(self, event: DriftEvent) -> Incident | None:
@@ -103,11 +105,12 @@ class Pipeline:
             body = self._body(
                 event, Kind.OPENED, iid=iid, now=now, opened_at=iso_time(now), resolved_at=None
             )
+            facts = _facts(event.key, event.drift)
             incident = Incident(
                 iid, event.key, number, IncidentState.OPEN, body["severity"], body["status"],
-                fp, iso_time(now), iso_time(now), None, iso_time(now), body,
+                fp, iso_time(now), iso_time(now), None, iso_time(now), body, dict(facts.labels),
             )  # fmt: skip
-            await self._save(incident, Kind.OPENED, _facts(event.key, event.drift), now)
+            await self._save(incident, Kind.OPENED, facts, now)
             return incident
         body = self._body(
             event,
@@ -120,11 +123,14 @@ class Pipeline:
         if current.fingerprint == fp:
             # Already announced as it is (a restart's first look, or a change that alters
             # nothing a message says): keep the latest body, send nothing.
-            incident = replace(current, body=body, updated_at=iso_time(now))
+            labels = dict(_facts(event.key, event.drift).labels)
+            incident = replace(current, body=body, updated_at=iso_time(now), labels=labels)
             await self.store.save(incident, (), now)
             return incident
+        facts = _facts(event.key, event.drift)
         incident = replace(
             current,
+            labels=dict(facts.labels),
             state=IncidentState.UPDATED,
             severity=body["severity"],
             status=body["status"],
@@ -133,7 +139,7 @@ class Pipeline:
             last_notified_at=iso_time(now),
             body=body,
         )
-        await self._save(incident, Kind.UPDATED, _facts(event.key, event.drift), now)
+        await self._save(incident, Kind.UPDATED, facts, now)
         return incident
 
     async def _resolve(
@@ -164,7 +170,7 @@ class Pipeline:
             body=body,
         )
         # Resolves go where the incident was last routed (its last body's facts).
-        await self._save(incident, Kind.RESOLVED, _body_facts(current.body, {}), now)
+        await self._save(incident, Kind.RESOLVED, _body_facts(current.body, current.labels), now)
         return incident
 
     async def reconcile(self, open_keys: Iterable[PolicyKey]) -> list[Incident]:
@@ -195,7 +201,8 @@ class Pipeline:
                     "reason": "still open",
                 }
                 reminded = replace(incident, last_notified_at=iso_time(now), body=body)
-                await self._save(reminded, Kind.REMINDER, _body_facts(body, {}), now)
+                facts = _body_facts(body, incident.labels)
+                await self._save(reminded, Kind.REMINDER, facts, now)
                 due.append(reminded)
         return due
 
@@ -210,16 +217,15 @@ class Pipeline:
             if receiver not in disabled
         ]
         await self.store.save(incident, outgoing, now)
-        if self._log is not None:
-            self._log.info(
-                f"incident {kind}",
-                incident=incident.id,
-                cluster=incident.key.cluster,
-                namespace=incident.key.namespace,
-                policy=incident.key.name,
-                receivers=[o.receiver for o in outgoing],
-                silenced=silence.comment if silence is not None else None,
-            )
+        self._log.info(
+            f"incident {kind}",
+            incident=incident.id,
+            cluster=incident.key.cluster,
+            namespace=incident.key.namespace,
+            policy=incident.key.name,
+            receivers=[o.receiver for o in outgoing],
+            silenced=silence.comment if silence is not None else None,
+        )
         if outgoing:
             self._wake()
 

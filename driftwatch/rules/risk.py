@@ -22,13 +22,12 @@ from driftwatch.semantic import selectors as sel
 from driftwatch.semantic.ipspace import (
     ALL_V4,
     ALL_V6,
-    block_intervals,
     build_map,
     covered_ports,
     describe,
     to_cidrs,
 )
-from driftwatch.semantic.model import allows_same, rules_allowance
+from driftwatch.semantic.model import allows_same, rules_allowance, rules_excepted
 
 __all__ = ["RISK_RULES", "SENSITIVE_PORTS"]
 
@@ -312,15 +311,8 @@ def _excepts(ctx: RuleContext, direction: str) -> iv.Intervals:
         return desired.direction(direction).excepted  # analysed with the rules, once per text
     if ctx.desired is None:
         return ()
-    # Rules of a direction Git does not isolate are not in its view: read them here.
-    rules = ctx.desired.spec.ingress if direction == INGRESS else ctx.desired.spec.egress
-    ranges: list[tuple[int, int]] = []
-    for rule in rules:
-        for peer in rule.peers:
-            if peer.ip_block is not None and peer.ip_block.excepts:
-                cidr = block_intervals(type(peer.ip_block)(peer.ip_block.cidr))
-                ranges.extend(iv.subtract(cidr, block_intervals(peer.ip_block)))
-    return iv.normalise(ranges)
+    # Rules of a direction Git does not isolate are not in its view: analyse them here.
+    return rules_excepted(_rules_of(ctx.desired, direction), ctx.desired.namespace)
 
 
 def _except_removed(ctx: RuleContext) -> Iterator[Hit]:

@@ -29,6 +29,7 @@ __all__ = [
     "allows_same",
     "clear_caches",
     "rules_allowance",
+    "rules_excepted",
     "view_of",
 ]
 
@@ -519,6 +520,11 @@ def rules_allowance(
     """What ``rules`` would allow if their direction were isolated (for ignored rules)."""
     view = _direction(rules, True, namespace)
     return view.pods, view.ips
+
+
+def rules_excepted(rules: tuple[PolicyRule, ...], namespace: str) -> iv.Intervals:
+    """The ranges ``rules``' ipBlocks except, whether or not their direction is isolated."""
+    return _direction(rules, True, namespace).excepted
 
 
 def allows_same(

@@ -30,7 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails
 
 from driftwatch.drift import IgnoreRules, PolicyMatcher
 from driftwatch.policy import LabelSelector, parse_selector_string
@@ -49,7 +49,12 @@ from driftwatch.settings.notify import (
     StateSettings,
 )
 from driftwatch.values.durations import Duration, at_least
-from driftwatch.values.secrets import SecretFileModel, resolve_path, secret_values
+from driftwatch.values.secrets import (
+    SecretFileModel,
+    custom_error,
+    resolve_path,
+    secret_values,
+)
 
 __all__ = [
     "ClusterSettings",
@@ -318,10 +323,6 @@ class LogSettings(_Model):
     """``json`` lines, ``console`` text, or ``auto``: console on a terminal, else JSON."""
 
 
-def _problem(loc: tuple[int | str, ...], message: str) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError("notifiers", message), loc=loc, input=None)
-
-
 class Settings(_Model):
     """The driftwatch configuration file."""
 
@@ -358,7 +359,7 @@ class Settings(_Model):
         seen: set[str] = set()
         for i, notifier in enumerate(settings.notifiers):
             if notifier.name in seen:
-                problems.append(_problem(("notifiers", i, "name"), "names must be unique"))
+                problems.append(custom_error(("notifiers", i, "name"), "names must be unique"))
             seen.add(notifier.name)
         for i, notifier in enumerate(settings.notifiers):
             ends_after = getattr(notifier.config, "ends_after", None)
@@ -366,7 +367,7 @@ class Settings(_Model):
                 repeat = settings.repeat_interval
                 if repeat <= 0 or ends_after <= repeat:
                     problems.append(
-                        _problem(
+                        custom_error(
                             ("notifiers", i, "ends_after"),
                             "must be longer than repeat_interval (reminders refresh open "
                             "alerts; without them Alertmanager would resolve open incidents)",
@@ -377,7 +378,7 @@ class Settings(_Model):
             if unknown:
                 known = ", ".join(n.name for n in settings.notifiers) or "none"
                 problems.append(
-                    _problem(
+                    custom_error(
                         ("routes", i, "receivers"),
                         f"{', '.join(unknown)}: not a configured notifier (configured: {known})",
                     )

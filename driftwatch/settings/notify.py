@@ -23,12 +23,11 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from driftwatch.notify.outbox import Limits
 from driftwatch.notify.registry import RegistryError, receiver_types
 from driftwatch.notify.routing import Matcher, Route, Silence
-from driftwatch.values.secrets import resolve_path
+from driftwatch.values.secrets import custom_error, resolve_path
 
 __all__ = ["MatchSettings", "NotifierSettings", "RouteSettings", "SilenceSettings", "StateSettings"]
 
@@ -40,10 +39,6 @@ def _check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
         raise ValueError("use letters, digits, '-', '_' or '.' (at most 63), starting alnum")
     return name
-
-
-def _error(loc: tuple[int | str, ...], message: str, kind: str) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=None)
 
 
 class NotifierSettings(BaseModel):
@@ -79,18 +74,20 @@ class NotifierSettings(BaseModel):
             types = receiver_types()
         except RegistryError as e:
             raise ValidationError.from_exception_data(
-                cls.__name__, [_error(("type",), str(e), "notifier_plugin")]
+                cls.__name__, [custom_error(("type",), str(e), "notifier_plugin")]
             ) from e
         if not isinstance(kind, str) or kind not in types:
             known = ", ".join(sorted(types))
-            problem = _error(
+            problem = custom_error(
                 ("type",), f"unknown receiver type {kind!r}: use one of {known}", "notifier_type"
             )
             raise ValidationError.from_exception_data(cls.__name__, [problem])
         try:
             config = types[kind].config.model_validate(rest, context=info.context)
         except ValidationError as e:
-            problems = [_error(tuple(err["loc"]), err["msg"], err["type"]) for err in e.errors()]
+            problems = [
+                custom_error(tuple(err["loc"]), err["msg"], err["type"]) for err in e.errors()
+            ]
             raise ValidationError.from_exception_data(cls.__name__, problems) from None
         mine = {k: v for k, v in data.items() if k in own}
         return handler({**mine, "type": kind, "config": config})

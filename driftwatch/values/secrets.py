@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["LoadContext", "SecretFileModel", "resolve_path", "secret_values"]
+__all__ = ["LoadContext", "SecretFileModel", "custom_error", "resolve_path", "secret_values"]
 
 _FILE_SUFFIX = "_file"
 
@@ -103,19 +103,21 @@ class SecretFileModel(BaseModel):
                 except ValueError as e:
                     message = str(e)
                     data[name] = "<unreadable>"  # no second error for a required field
-            problems.append(_error(file_key, message))
+            problems.append(custom_error(file_key, message, "secret_file"))
         if not problems:
             return handler(data)
         try:
             handler(data)
         except ValidationError as e:
-            problems += [_error(err["loc"], err["msg"], err["type"]) for err in e.errors()]
+            problems += [custom_error(err["loc"], err["msg"], err["type"]) for err in e.errors()]
         raise ValidationError.from_exception_data(cls.__name__, problems, hide_input=True)
 
 
-def _error(
-    loc: str | tuple[int | str, ...], message: str, kind: str = "secret_file"
+def custom_error(
+    loc: str | tuple[int | str, ...], message: str, kind: str = "invalid"
 ) -> InitErrorDetails:
+    """One validation error at ``loc`` with ``message`` as it is (for errors raised with
+    ``ValidationError.from_exception_data`` after a model validated)."""
     # A custom error keeps the message verbatim (no template is applied without a context).
     return InitErrorDetails(
         type=PydanticCustomError(kind, message),

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.standins.base import Delivered, Failure, Server
+from tests.standins.base import Delivered, Failure, Failures, Server
 
 __all__ = ["AlertmanagerStandIn", "StoredAlert"]
 
@@ -93,7 +93,7 @@ class AlertmanagerStandIn:
     requests: list[dict[str, Any]] = field(default_factory=list)
     """Every request that reached the handler: ``headers`` and ``body`` (parsed, if JSON)."""
     _delivered: list[Delivered] = field(default_factory=list)
-    _failures: list[Failure] = field(default_factory=list)
+    _failures: Failures = field(default_factory=Failures)
     _server: Server | None = None
 
     def __post_init__(self) -> None:
@@ -124,7 +124,7 @@ class AlertmanagerStandIn:
         self._failures.clear()
 
     def fail_next(self, status: int, *, times: int = 1, retry_after: int | None = None) -> None:
-        self._failures.append(Failure(status, times, retry_after))
+        self._failures.add(Failure(status, times, retry_after))
 
     @property
     def delivered(self) -> list[Delivered]:
@@ -147,15 +147,9 @@ class AlertmanagerStandIn:
         self.requests.append(record)
         if not self._authorized(request.headers.get("Authorization")):
             return _error(401, "Unauthorized")
-        if self._failures:
-            failure = self._failures[0]
-            failure.times -= 1
-            if failure.times <= 0:
-                self._failures.pop(0)
-            headers = {}
-            if failure.retry_after is not None:
-                headers["Retry-After"] = str(failure.retry_after)
-            return _error(failure.status, "stand-in failure", headers)
+        failure = self._failures.take()
+        if failure is not None:
+            return _error(failure.status, "stand-in failure", failure.headers())
         if request.content_type != "application/json":
             return _error(415, f"unsupported media type {request.content_type!r}")
         try:

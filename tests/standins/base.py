@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
 
-__all__ = ["Delivered", "Failure", "Server", "StandIn"]
+__all__ = ["Delivered", "Failure", "Failures", "Server", "StandIn", "sample_body"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,34 @@ class Failure:
     times: int = 1
     retry_after: int | None = None
     body: Any = None
+
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` when it has one."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+class Failures:
+    """The failures ``fail_next`` queued, answered in order."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Failure] = deque()
+
+    def add(self, failure: Failure) -> None:
+        self._queue.append(failure)
+
+    def clear(self) -> None:
+        """The service is up again."""
+        self._queue.clear()
+
+    def take(self) -> Failure | None:
+        """The failure to answer the current request with, if any."""
+        if not self._queue:
+            return None
+        failure = self._queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            self._queue.popleft()
+        return failure
 
 
 class StandIn(Protocol):

@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections import deque
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from tests.standins.base import Delivered, Failure, Server
+from tests.standins.base import Delivered, Failure, Failures, Server
 
 __all__ = ["PagerDutyStandIn", "validate_event"]
 
@@ -145,7 +144,7 @@ class PagerDutyStandIn:
         """Invalid events and what was wrong with them."""
         self.requests = 0
         """Every request to ``/v2/enqueue``, whatever its answer."""
-        self._failures: deque[Failure] = deque()
+        self._failures = Failures()
         app = web.Application(client_max_size=4 * MAX_BYTES)
         app.router.add_post("/v2/enqueue", self._enqueue)
         self._server = Server(app)
@@ -174,7 +173,7 @@ class PagerDutyStandIn:
         self, status: int, *, times: int = 1, retry_after: int | None = None, body: Any = None
     ) -> None:
         """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
-        self._failures.append(Failure(status, times, retry_after, body))
+        self._failures.add(Failure(status, times, retry_after, body))
 
     @property
     def delivered(self) -> list[Delivered]:
@@ -190,8 +189,9 @@ class PagerDutyStandIn:
 
     async def _enqueue(self, request: web.Request) -> web.Response:
         self.requests += 1
-        if self._failures:
-            return self._fail()
+        failure = self._failures.take()
+        if failure is not None:
+            return self._fail(failure)
         raw = await request.read()
         if len(raw) > MAX_BYTES:
             return self._invalid(None, [f"Event is too large ({len(raw)} bytes, max {MAX_BYTES})"])
@@ -225,12 +225,8 @@ class PagerDutyStandIn:
         answer = {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
         return web.json_response(answer, status=400)
 
-    def _fail(self) -> web.Response:
-        failure = self._failures[0]
-        failure.times -= 1
-        if failure.times <= 0:
-            self._failures.popleft()
-        headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
+    def _fail(self, failure: Failure) -> web.Response:
+        headers = failure.headers()
         body = failure.body
         if body is None:
             body = {

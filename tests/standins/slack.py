@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.standins.base import Delivered, Failure, Server
+from tests.standins.base import Delivered, Failure, Failures, Server
 
 __all__ = ["Message", "Request", "SlackStandIn", "validate_blocks"]
 
@@ -165,7 +165,7 @@ class SlackStandIn:
         self.requests: list[Request] = []
         self.rejected: list[tuple[str, str, list[str]]] = []
         """(path, Slack's error, block errors) of every request refused for its content."""
-        self._failures: deque[Failure] = deque()
+        self._failures = Failures()
         self._errors: deque[str] = deque()
         self._details: list[str] = []
         """Block errors of the last refused message."""
@@ -209,7 +209,7 @@ class SlackStandIn:
         self, status: int, *, times: int = 1, retry_after: int | None = None, body: Any = None
     ) -> None:
         """Answer the next ``times`` requests with HTTP ``status`` (429: ``ratelimited``)."""
-        self._failures.append(Failure(status, times, retry_after, body))
+        self._failures.add(Failure(status, times, retry_after, body))
 
     def error_next(self, error: str, *, times: int = 1) -> None:
         """Answer the next ``times`` Web API requests ``{"ok": false, "error": error}``."""
@@ -249,8 +249,9 @@ class SlackStandIn:
     async def _api(
         self, request: web.Request, check: Callable[[dict[str, Any]], dict[str, Any] | str]
     ) -> web.Response:
-        if self._failures:
-            return self._fail(request, webhook=False)
+        failure = self._failures.take()
+        if failure is not None:
+            return self._fail(request, failure, webhook=False)
         args, token = await _arguments(request)
         if token is None:
             return self._error(request, "not_authed")
@@ -322,8 +323,9 @@ class SlackStandIn:
         return None
 
     async def _webhook(self, request: web.Request) -> web.Response:
-        if self._failures:
-            return self._fail(request, webhook=True)
+        failure = self._failures.take()
+        if failure is not None:
+            return self._fail(request, failure, webhook=True)
         if request.match_info["key"] != self.webhook_key:
             return self._text(request, 404, "no_service")
         try:
@@ -361,12 +363,8 @@ class SlackStandIn:
         if error in CONTENT_ERRORS:
             self.rejected.append((request.path, error, list(self._details)))
 
-    def _fail(self, request: web.Request, *, webhook: bool) -> web.Response:
-        failure = self._failures[0]
-        failure.times -= 1
-        if failure.times <= 0:
-            self._failures.popleft()
-        headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
+    def _fail(self, request: web.Request, failure: Failure, *, webhook: bool) -> web.Response:
+        headers = failure.headers()
         self._record(request, failure.status, None)
         body = _failure_body(failure.status, webhook) if failure.body is None else failure.body
         if isinstance(body, str):

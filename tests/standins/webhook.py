@@ -15,7 +15,6 @@ import asyncio
 import base64
 import json
 import os
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,7 @@ from aiohttp import web
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.standins.base import Delivered, Failure, Server
+from tests.standins.base import Delivered, Failure, Failures, Server
 
 __all__ = ["BODY_SCHEMA", "Request", "WebhookStandIn", "body_problems", "new_secret"]
 
@@ -115,7 +114,7 @@ class WebhookStandIn:
         """Seconds to wait before answering."""
         self.check_schema = True
         """Answer 400 to a body that is not the documented one (:func:`body_problems`)."""
-        self._failures: deque[Failure] = deque()
+        self._failures = Failures()
         self._accepted: list[Delivered] = []
         self._server: Server | None = None
 
@@ -139,7 +138,7 @@ class WebhookStandIn:
         self._failures.clear()
 
     def fail_next(self, status: int, *, times: int = 1, retry_after: int | None = None) -> None:
-        self._failures.append(Failure(status, times, retry_after))
+        self._failures.add(Failure(status, times, retry_after))
 
     @property
     def delivered(self) -> list[Delivered]:
@@ -163,14 +162,11 @@ class WebhookStandIn:
             return web.Response(status=410, text="gone: this endpoint takes no more webhooks")
         if self.redirect_to is not None:
             return web.Response(status=302, headers={"Location": self.redirect_to})
-        if self._failures:
-            failure = self._failures[0]
-            failure.times -= 1
-            if failure.times <= 0:
-                self._failures.popleft()
-            wait = failure.retry_after
-            headers = {} if wait is None else {"Retry-After": str(wait)}
-            return web.Response(status=failure.status, headers=headers, text="injected failure")
+        failure = self._failures.take()
+        if failure is not None:
+            return web.Response(
+                status=failure.status, headers=failure.headers(), text="injected failure"
+            )
         headers = dict(request.headers)
         try:
             payload = Webhook(self.secret).verify(raw, headers)
