@@ -90,7 +90,8 @@ class Notifications:
             tuple(s.to_silence() for s in settings.silences),
         )
         limits = {n.name: n.limits() for n in settings.notifiers}
-        outbox = Outbox(store, receivers, log=log, limits=limits)
+        group_wait = settings.group_waits()
+        outbox = Outbox(store, receivers, log=log, limits=limits, group_wait=group_wait)
         template = settings.link_template
 
         def link(drift: Drift) -> str | None:
@@ -101,6 +102,7 @@ class Notifications:
             router,
             link=link,
             repeat_interval=settings.repeat_interval,
+            group_wait=group_wait,
             wake=outbox.wake,
             log=log,
         )

@@ -76,6 +76,8 @@ class Pending:
     next_at: float
     """Unix time of the next attempt."""
     last_error: str | None = None
+    batch: str | None = None
+    """The id of the batch it is sent in (``group_wait``), once the batch is formed."""
 
 
 @dataclass(frozen=True, slots=True)

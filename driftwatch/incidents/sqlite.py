@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,7 +49,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL,
     last_error TEXT,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    grouped INTEGER NOT NULL DEFAULT 0,
+    batch TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -65,6 +68,9 @@ CREATE TABLE IF NOT EXISTS disabled_receivers (
     receiver TEXT PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL
 );
 """
+
+_ADDED_COLUMNS = {"grouped": "INTEGER NOT NULL DEFAULT 0", "batch": "TEXT"}
+"""Outbox columns newer than the first schema: added to older files when opened."""
 
 
 def default_state_path() -> Path:
@@ -99,6 +105,7 @@ class SqliteStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
+            _add_columns(db)
         except sqlite3.Error as e:
             raise OSError(f"{self.path}: cannot open the state database: {e}") from e
         db.row_factory = sqlite3.Row
@@ -170,10 +177,19 @@ class SqliteStore:
                 ),
             )  # fmt: skip
             db.executemany(
-                "INSERT INTO outbox (id, receiver, incident_id, kind, body, next_at, created_at)"
-                " VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO outbox (id, receiver, incident_id, kind, body, next_at,"
+                " created_at, grouped) VALUES (?,?,?,?,?,?,?,?)",
                 [
-                    (o.id, o.receiver, incident.id, o.kind, json.dumps(o.body), now, now)
+                    (
+                        o.id,
+                        o.receiver,
+                        incident.id,
+                        o.kind,
+                        json.dumps(o.body),
+                        now + o.delay,
+                        now,
+                        int(o.grouped),
+                    )
                     for o in outgoing
                 ],
             )
@@ -192,16 +208,48 @@ class SqliteStore:
             # The oldest pending notification of each of the receiver's incidents, if due.
             "SELECT o.* FROM outbox o JOIN ("
             "  SELECT MIN(seq) AS seq FROM outbox WHERE receiver=? GROUP BY incident_id"
-            ") first ON o.seq = first.seq WHERE o.next_at <= ? ORDER BY o.seq LIMIT ?",
+            ") first ON o.seq = first.seq WHERE o.next_at <= ? AND o.grouped = 0"
+            " ORDER BY o.seq LIMIT ?",
             (receiver, now, limit),
         ).fetchall()
-        return [
-            Pending(
-                r["id"], r["receiver"], r["incident_id"], r["kind"], json.loads(r["body"]),
-                r["seq"], r["attempts"], r["next_at"], r["last_error"],
-            )
-            for r in rows
-        ]  # fmt: skip
+        return [_pending(r) for r in rows]
+
+    async def batch(self, receiver: str, now: float, limit: int = 50) -> list[Pending]:
+        return await self._run(self._batch, receiver, now, limit)
+
+    def _batch(self, receiver: str, now: float, limit: int) -> list[Pending]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT batch FROM outbox WHERE receiver=? AND batch IS NOT NULL"
+                " AND next_at <= ? ORDER BY seq LIMIT 1",
+                (receiver, now),
+            ).fetchone()
+            if row is not None:
+                batch = str(row[0])
+            elif db.execute(
+                "SELECT 1 FROM outbox WHERE receiver=? AND grouped=1 AND batch IS NULL"
+                " AND next_at <= ? LIMIT 1",
+                (receiver, now),
+            ).fetchone():
+                # The oldest waited its group_wait: it goes with everything grouped since.
+                batch = str(uuid.uuid4())
+                db.execute(
+                    "UPDATE outbox SET batch=?, next_at=? WHERE seq IN (SELECT seq FROM outbox"
+                    " WHERE receiver=? AND grouped=1 AND batch IS NULL ORDER BY seq LIMIT ?)",
+                    (batch, now, receiver, limit),
+                )
+            else:
+                db.execute("COMMIT")
+                return []
+            rows = db.execute("SELECT * FROM outbox WHERE batch=? ORDER BY seq", (batch,))
+            found = [_pending(r) for r in rows]
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return found
 
     async def next_due(self, receiver: str) -> float | None:
         return await self._run(self._next_due, receiver)
@@ -230,11 +278,37 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
 
+    async def delivered_batch(
+        self, pendings: Sequence[Pending], threads: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        await self._run(self._delivered_batch, pendings, threads)
+
+    def _delivered_batch(
+        self, pendings: Sequence[Pending], threads: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("DELETE FROM outbox WHERE id=?", [(p.id,) for p in pendings])
+            db.executemany(
+                "INSERT OR REPLACE INTO threads VALUES (?,?,?)",
+                [
+                    (p.receiver, p.incident_id, json.dumps(dict(threads[p.incident_id])))
+                    for p in pendings
+                    if p.incident_id in threads
+                ],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     async def retry(self, pending: Pending, at: float, error: str) -> None:
+        column, value = ("batch", pending.batch) if pending.batch else ("id", pending.id)
         await self._run(
             self._execute,
-            "UPDATE outbox SET attempts=attempts+1, next_at=?, last_error=? WHERE id=?",
-            (at, error, pending.id),
+            f"UPDATE outbox SET attempts=attempts+1, next_at=?, last_error=? WHERE {column}=?",  # noqa: S608 - a fixed column name
+            (at, error, value),
         )
 
     def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
@@ -247,20 +321,32 @@ class SqliteStore:
         return self.db.execute("UPDATE outbox SET next_at=? WHERE next_at > ?", (now, now)).rowcount
 
     async def dead_letter(self, pending: Pending, reason: str, now: float) -> None:
-        await self._run(self._dead_letter, pending, reason, now)
+        await self._run(self._dead_letter, [pending], reason, now)
 
-    def _dead_letter(self, pending: Pending, reason: str, now: float) -> None:
+    async def dead_letter_batch(self, pendings: Sequence[Pending], reason: str, now: float) -> None:
+        await self._run(self._dead_letter, pendings, reason, now)
+
+    def _dead_letter(self, pendings: Sequence[Pending], reason: str, now: float) -> None:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
+            db.executemany(
                 "INSERT OR REPLACE INTO dead_letters VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    pending.id, pending.receiver, pending.incident_id, pending.kind,
-                    json.dumps(pending.body), reason, pending.attempts + 1, iso_time(now),
-                ),
-            )  # fmt: skip
-            db.execute("DELETE FROM outbox WHERE id=?", (pending.id,))
+                [
+                    (
+                        p.id,
+                        p.receiver,
+                        p.incident_id,
+                        p.kind,
+                        json.dumps(p.body),
+                        reason,
+                        p.attempts + 1,
+                        iso_time(now),
+                    )
+                    for p in pendings
+                ],
+            )
+            db.executemany("DELETE FROM outbox WHERE id=?", [(p.id,) for p in pendings])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -319,6 +405,20 @@ class SqliteStore:
             db, self._db = self._db, None
             await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
         self._executor.shutdown(wait=False)
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    for column, declaration in _ADDED_COLUMNS.items():
+        if column not in have:
+            db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {declaration}")
+
+
+def _pending(r: sqlite3.Row) -> Pending:
+    return Pending(
+        r["id"], r["receiver"], r["incident_id"], r["kind"], json.loads(r["body"]), r["seq"],
+        r["attempts"], r["next_at"], r["last_error"], r["batch"],
+    )  # fmt: skip
 
 
 def _incident(r: sqlite3.Row) -> Incident:

@@ -21,6 +21,11 @@ class Outgoing:
     receiver: str
     kind: str
     body: dict[str, object]
+    delay: float = 0.0
+    """Seconds after the save before it is due (``group_wait``)."""
+    grouped: bool = False
+    """Sent in a batch with the receiver's other grouped notifications (``group_wait``):
+    only :meth:`IncidentStore.batch` hands it out, never :meth:`IncidentStore.due`."""
 
 
 class IncidentStore(Protocol):
@@ -52,7 +57,15 @@ class IncidentStore(Protocol):
 
     async def due(self, receiver: str, now: float, limit: int = 100) -> list[Pending]:
         """The receiver's notifications due by ``now``: for each incident only the oldest,
-        so one incident's notifications reach the receiver in order."""
+        so one incident's notifications reach the receiver in order. Grouped ones are left
+        to :meth:`batch` (and hold back their incident's later ones)."""
+        ...
+
+    async def batch(self, receiver: str, now: float, limit: int = 50) -> list[Pending]:
+        """The receiver's next batch of grouped notifications, if one is due: a batch
+        already formed (a retry), else, once the oldest grouped one is due, every grouped
+        one waiting (up to ``limit``), which from then on are one batch (one
+        :attr:`Pending.batch` id) until delivered or dead-lettered. Empty: none due."""
         ...
 
     async def next_due(self, receiver: str) -> float | None:
@@ -63,7 +76,15 @@ class IncidentStore(Protocol):
         """Remove a confirmed notification; keep the receiver's thread for the incident."""
         ...
 
-    async def retry(self, pending: Pending, at: float, error: str) -> None: ...
+    async def delivered_batch(
+        self, pendings: Sequence[Pending], threads: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """Remove a confirmed batch; keep each incident's thread (by incident id)."""
+        ...
+
+    async def retry(self, pending: Pending, at: float, error: str) -> None:
+        """Try again at ``at`` (a batch's member: the whole batch)."""
+        ...
 
     async def due_now(self, now: float) -> int:
         """Make every pending notification due at ``now`` (a restart retries at once rather
@@ -71,6 +92,10 @@ class IncidentStore(Protocol):
         ...
 
     async def dead_letter(self, pending: Pending, reason: str, now: float) -> None: ...
+
+    async def dead_letter_batch(
+        self, pendings: Sequence[Pending], reason: str, now: float
+    ) -> None: ...
 
     async def thread(self, receiver: str, incident_id: str) -> dict[str, str]: ...
 

@@ -1,5 +1,9 @@
 """The ``console`` receiver: one readable block (or one JSON line) per notification on
-stdout, for the demo, for trying a configuration, and for piping into other tools."""
+stdout, for the demo, for trying a configuration, and for piping into other tools.
+
+A batch (``group_wait``: several incidents opened together) is written at once: in the
+``text`` format a line ``== N incidents opened ==`` and each incident's block; in the
+``json`` format one incident body per line, as if they had come one by one."""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from driftwatch.notify.model import Notification, Outcome, ReceiverContext, ReceiverType
+from driftwatch.notify.model import Batch, Notification, Outcome, ReceiverContext, ReceiverType
 
-__all__ = ["RECEIVER", "ConsoleConfig", "ConsoleReceiver", "render"]
+__all__ = ["RECEIVER", "ConsoleConfig", "ConsoleReceiver", "render", "render_batch"]
 
 
 class ConsoleConfig(BaseModel):
@@ -35,6 +39,13 @@ def render(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_batch(bodies: list[dict[str, Any]]) -> str:
+    """``== 3 incidents opened ==`` and each incident's :func:`render`."""
+    count = len(bodies)
+    head = f"== {count} incident{'' if count == 1 else 's'} opened =="
+    return "\n".join([head, *(render(body) for body in bodies)])
+
+
 class ConsoleReceiver:
     def __init__(self, name: str, config: ConsoleConfig, stream: IO[str] | None = None) -> None:
         self.name = name
@@ -43,7 +54,16 @@ class ConsoleReceiver:
 
     async def deliver(self, notification: Notification) -> Outcome:
         body = dict(notification.body)
-        text = json.dumps(body) if self.config.format == "json" else render(body)
+        return self._write(json.dumps(body) if self.config.format == "json" else render(body))
+
+    async def deliver_batch(self, batch: Batch) -> Outcome:
+        """Every incident of ``batch`` in one write (see the module's docstring)."""
+        bodies = [dict(n.body) for n in batch.notifications]
+        if self.config.format == "json":
+            return self._write("\n".join(json.dumps(body) for body in bodies))
+        return self._write(render_batch(bodies))
+
+    def _write(self, text: str) -> Outcome:
         stream = self._stream or sys.stdout
         try:
             stream.write(text + "\n")
@@ -63,4 +83,4 @@ def _build(name: str, config: Any, context: ReceiverContext) -> ConsoleReceiver:
     return ConsoleReceiver(name, config)
 
 
-RECEIVER = ReceiverType("console", ConsoleConfig, _build)
+RECEIVER = ReceiverType("console", ConsoleConfig, _build, batches=True)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # a type only: importing settings must not load aiohttp
     from pydantic import BaseModel
 
 __all__ = [
+    "Batch",
+    "BatchReceiver",
     "Kind",
     "Notification",
     "Outcome",
@@ -67,6 +69,22 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    """Several incidents' ``opened`` notifications for one receiver, sent as one message.
+
+    With ``group_wait``, incidents that open within the window after a first one are
+    announced together; their later notifications (updates, resolves) go one by one.
+    """
+
+    id: str
+    """Stable across retries and restarts (the webhook's ``webhook-id``)."""
+    receiver: str
+    notifications: tuple[Notification, ...]
+    """In the order the incidents opened; every one is ``Kind.OPENED``."""
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one delivery attempt came to. Use the constructors below."""
 
@@ -80,10 +98,16 @@ class Outcome:
     """On success: what to keep for this incident's later notifications to this receiver."""
     disable: bool = False
     """The receiver is gone for good (a webhook answering 410): stop sending to it."""
+    threads: Mapping[str, Mapping[str, str]] | None = None
+    """On a batch's success, when incidents keep different things: incident id -> what
+    to keep (an incident missing here keeps :attr:`thread`)."""
 
     @staticmethod
-    def ok(thread: Mapping[str, str] | None = None) -> Outcome:
-        return Outcome(True, thread=thread)
+    def ok(
+        thread: Mapping[str, str] | None = None,
+        threads: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> Outcome:
+        return Outcome(True, thread=thread, threads=threads)
 
     @staticmethod
     def retry(reason: str, after: float | None = None) -> Outcome:
@@ -118,6 +142,15 @@ class Receiver(Protocol):
         ...
 
 
+class BatchReceiver(Receiver, Protocol):
+    """A receiver that can announce several incidents in one message (``group_wait``)."""
+
+    async def deliver_batch(self, batch: Batch) -> Outcome:
+        """One attempt for the whole batch: delivered (``Outcome.thread`` is then kept for
+        every incident of the batch), retried or failed as one."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiverContext:
     """What every receiver is built with."""
@@ -141,3 +174,5 @@ class ReceiverType:
     """Its settings (pydantic, ``extra="forbid"``), without ``name`` and ``type``."""
     build: Callable[[str, Any, ReceiverContext], Receiver]
     """``build(name, validated config, context)``."""
+    batches: bool = False
+    """Its receivers are :class:`BatchReceiver` s, so ``group_wait`` applies to them."""

@@ -5,12 +5,19 @@ waits (exponential backoff with jitter, or longer if the receiver said ``Retry-A
 permanent one goes to the dead-letter table and is logged. One incident's notifications
 reach a receiver in order (the store hands out only the oldest of each incident), and a
 receiver that is slow or down delays nobody else.
+
+With ``group_wait``, an ``opened`` notification is stored as *grouped* and due only after
+the wait; once the oldest is due, every grouped one waiting for that receiver goes out as
+one :class:`~driftwatch.notify.model.Batch` (a batch of one as the usual single message),
+retried, dead-lettered and confirmed as a whole. Its incidents' later notifications wait
+behind it, as behind any first notification.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +27,7 @@ from typing import Any
 import structlog
 
 from driftwatch.incidents import IncidentStore, Pending
-from driftwatch.notify.model import Kind, Notification, Outcome, Receiver
+from driftwatch.notify.model import Batch, Kind, Notification, Outcome, Receiver
 
 __all__ = ["Backoff", "Limits", "Outbox"]
 
@@ -86,6 +93,7 @@ class Outbox:
         clock: Callable[[], float] = time.time,
         poll: float = 5.0,
         limits: Mapping[str, Limits] | None = None,
+        group_wait: Mapping[str, float] | None = None,
     ) -> None:
         self.store = store
         self.receivers = dict(receivers)
@@ -97,6 +105,10 @@ class Outbox:
         self._poll = poll
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._wakes = {name: asyncio.Event() for name in self.receivers}
+        self._group_wait = {name: (group_wait or {}).get(name, 0.0) for name in self.receivers}
+        self._grouped = dict.fromkeys(self.receivers, True)
+        """Whether grouped notifications may be waiting for the receiver: always with a
+        ``group_wait``, else until a first look found none (left by another configuration)."""
         self.delivered = 0
         self.failed = 0
 
@@ -147,16 +159,29 @@ class Outbox:
                 await pacer.wait()
                 return await self._attempt(receiver, pending)
 
+        name = receiver.name
         while True:
+            batched = False
+            if self._grouped[name]:
+                members = await self.store.batch(name, self._clock())
+                self._grouped[name] = bool(members) or self._group_wait[name] > 0
+                if members:
+                    batched = True
+                    async with gate:
+                        await pacer.wait()
+                        if not await self._attempt_batch(receiver, members):
+                            return False
             # At most one notification per incident is due at a time: these may overlap.
-            due = await self.store.due(receiver.name, self._clock())
+            due = await self.store.due(name, self._clock())
             if not due:
+                if batched:
+                    continue
                 return True
             if not all(await asyncio.gather(*(one(p) for p in due))):
                 return False
 
-    async def _attempt(self, receiver: Receiver, pending: Pending) -> bool:
-        notification = Notification(
+    async def _notification(self, pending: Pending) -> Notification:
+        return Notification(
             id=pending.id,
             receiver=pending.receiver,
             incident_id=pending.incident_id,
@@ -165,11 +190,48 @@ class Outbox:
             thread=await self.store.thread(pending.receiver, pending.incident_id),
             attempt=pending.attempts + 1,
         )
+
+    async def _attempt_batch(self, receiver: Receiver, members: list[Pending]) -> bool:
+        """One attempt for a batch; ``False`` once the receiver is disabled."""
+        deliver_batch = getattr(receiver, "deliver_batch", None)
+        if len(members) == 1 or deliver_batch is None:
+            # One incident (or a receiver that cannot batch, left grouped by an earlier
+            # configuration): the usual message, each retried on its own.
+            for pending in members:
+                if not await self._attempt(receiver, dataclasses.replace(pending, batch=None)):
+                    return False
+            return True
+        notifications = tuple([await self._notification(p) for p in members])
+        batch = Batch(str(members[0].batch), receiver.name, notifications, notifications[0].attempt)
+        try:
+            outcome = await deliver_batch(batch)
+        except Exception as e:  # a receiver bug must not stop delivery: retried, logged
+            outcome = Outcome.retry(f"{receiver.name} failed: {type(e).__name__}")
+        fields = {
+            "receiver": receiver.name,
+            "batch": batch.id,
+            "incidents": [p.incident_id for p in members],
+            "kind": str(Kind.OPENED),
+            "attempt": batch.attempt,
+        }
+        if outcome.delivered:
+            threads = {
+                p.incident_id: kept
+                for p in members
+                if (kept := (outcome.threads or {}).get(p.incident_id, outcome.thread)) is not None
+            }
+            await self.store.delivered_batch(members, threads)
+            self.delivered += len(members)
+            self._log.info("notification delivered", **fields)
+            return True
+        return await self._not_delivered(receiver, members, outcome, fields)
+
+    async def _attempt(self, receiver: Receiver, pending: Pending) -> bool:
+        notification = await self._notification(pending)
         try:
             outcome = await receiver.deliver(notification)
         except Exception as e:  # a receiver bug must not stop delivery: retried, logged
             outcome = Outcome.retry(f"{receiver.name} failed: {type(e).__name__}")
-        now = self._clock()
         fields = {
             "receiver": receiver.name,
             "incident": pending.incident_id,
@@ -181,16 +243,28 @@ class Outbox:
             self.delivered += 1
             self._log.info("notification delivered", **fields)
             return True
+        return await self._not_delivered(receiver, [pending], outcome, fields)
+
+    async def _not_delivered(
+        self, receiver: Receiver, pendings: list[Pending], outcome: Outcome, fields: dict[str, Any]
+    ) -> bool:
+        """Retry or dead-letter ``pendings`` (one notification, or a batch's); ``False`` once
+        the receiver is disabled."""
+        now = self._clock()
         if outcome.retryable:
-            wait = self.backoff.delay(notification.attempt, outcome.retry_after, self._rng)
-            await self.store.retry(pending, now + wait, outcome.reason)
+            attempt = pendings[0].attempts + 1
+            wait = self.backoff.delay(attempt, outcome.retry_after, self._rng)
+            await self.store.retry(pendings[0], now + wait, outcome.reason)
             self._log.warning(
                 "notification will be retried", reason=outcome.reason, retry_in=round(wait, 3),
                 **fields,
             )  # fmt: skip
             return True
-        await self.store.dead_letter(pending, outcome.reason, now)
-        self.failed += 1
+        if len(pendings) == 1:
+            await self.store.dead_letter(pendings[0], outcome.reason, now)
+        else:
+            await self.store.dead_letter_batch(pendings, outcome.reason, now)
+        self.failed += len(pendings)
         self._log.error("notification dead-lettered", reason=outcome.reason, **fields)
         if outcome.disable:
             await self.store.disable_receiver(receiver.name, outcome.reason, now)

@@ -2,17 +2,18 @@
 
 Each drift event moves one key's incident (open, updated, resolved); the routes pick the
 receivers; the incident and its notifications are saved in one commit, and the outbox is
-woken to deliver them. A key's open incident is looked up in the store, not in memory: so
-after a restart, the tracker's ``opened`` for a drift that was already open (and already
-announced) changes nothing, and :meth:`Pipeline.reconcile` resolves what got fixed while
-driftwatch was down.
+woken to deliver them (with a receiver's ``group_wait``, its ``opened`` notifications are
+stored grouped and delayed, for the outbox to batch). A key's open incident is looked up in
+the store, not in memory: so after a restart, the tracker's ``opened`` for a drift that was
+already open (and already announced) changes nothing, and :meth:`Pipeline.reconcile`
+resolves what got fixed while driftwatch was down.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -77,6 +78,7 @@ class Pipeline:
         *,
         link: Callable[[Drift], str | None] = lambda _: None,
         repeat_interval: float = 4 * 3600.0,
+        group_wait: Mapping[str, float] | None = None,
         wake: Callable[[], None] = lambda: None,
         log: Log = None,
         clock: Callable[[], float] = time.time,
@@ -85,6 +87,8 @@ class Pipeline:
         self.router = router
         self._link = link
         self.repeat_interval = repeat_interval
+        self.group_wait = dict(group_wait or {})
+        """Receiver -> seconds an ``opened`` notification waits for others to batch with."""
         self._wake = wake
         self._log = log if log is not None else structlog.get_logger("driftwatch.notify")
         self._clock = clock
@@ -211,11 +215,13 @@ class Pipeline:
         receivers = [] if silence is not None else self.router.receivers_for(facts)
         disabled = await self.store.disabled_receivers()
         body = dict(incident.body, type=f"drift.{kind}")
-        outgoing = [
-            Outgoing(str(uuid.uuid4()), receiver, str(kind), body)
-            for receiver in receivers
-            if receiver not in disabled
-        ]
+        outgoing = []
+        for receiver in receivers:
+            if receiver not in disabled:
+                wait = self.group_wait.get(receiver, 0.0) if kind is Kind.OPENED else 0.0
+                outgoing.append(
+                    Outgoing(str(uuid.uuid4()), receiver, str(kind), body, wait, wait > 0)
+                )
         await self.store.save(incident, outgoing, now)
         self._log.info(
             f"incident {kind}",

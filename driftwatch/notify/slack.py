@@ -1,4 +1,5 @@
-"""The ``slack`` receiver: one Slack message per incident, threaded and edited in place.
+"""The ``slack`` receiver: one Slack message per incident (or per batch of incidents opened
+together), threaded and edited in place.
 
 Exactly one of two modes is configured. **Web API** (``token`` + ``channel``, slack_sdk's
 ``AsyncWebClient`` on the shared session): ``opened`` posts a top-level message and keeps
@@ -10,11 +11,20 @@ thread (``opened`` was dead-lettered) or with the parent gone, a new top-level m
 starts a new thread; ``test`` posts one labelled message. **Incoming webhook**
 (``webhook_url``, a secret: it holds the key): one top-level message per notification.
 
+**Batches** (``group_wait``, :meth:`SlackReceiver.deliver_batch`): the incidents opened
+together are announced in one top-level message (``render_batch``: a compact section per
+incident, no diffs). In the Web API mode every incident of the batch keeps that message
+as its thread, marked ``shared``: its ``updated``, ``reminder`` and ``resolved`` only reply
+in the thread (each reply names its policy and incident) and never edit the parent, which
+sums up several incidents; with the parent gone, a new top-level message starts the
+incident's own thread. A batch of one is sent as that incident's own message.
+
 Messages are Block Kit within Slack's limits (50 blocks, header 150 and section 3,000
 characters): severity and ``namespace/name``, reason and state, findings, the diff in a
 code block (cut, with a note), the Git source, who changed the live policy and when, the
 incident id, a one-line ``text`` fallback; Web API messages carry ``metadata``
-(``driftwatch_incident``: incident id and kind). ``ok: true`` is delivered; HTTP 429
+(``driftwatch_incident``: incident id and kind; a batch's ``driftwatch_incident_batch``:
+batch id, kind and incident ids). ``ok: true`` is delivered; HTTP 429
 (``Retry-After`` honoured), 5xx, network errors, timeouts and :data:`RETRYABLE_ERRORS` are
 retried; other Slack errors and 4xx are permanent. No reason holds the token or webhook URL.
 Requests to one channel are spaced by ``min_interval`` (Slack: ~1 message/s per channel).
@@ -43,11 +53,27 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from driftwatch.notify.http import outcome_of, retry_after
-from driftwatch.notify.model import Kind, Notification, Outcome, ReceiverContext, ReceiverType
-from driftwatch.notify.slack_render import SlackMessage, cut, one_line, render
+from driftwatch.notify.model import (
+    Batch,
+    Kind,
+    Notification,
+    Outcome,
+    ReceiverContext,
+    ReceiverType,
+)
+from driftwatch.notify.slack_render import SlackMessage, cut, one_line, render, render_batch
 from driftwatch.values.secrets import SecretFileModel
 
-__all__ = ["RECEIVER", "SlackConfig", "SlackMessage", "SlackReceiver", "build", "render"]
+__all__ = [
+    "RECEIVER",
+    "SHARED",
+    "SlackConfig",
+    "SlackMessage",
+    "SlackReceiver",
+    "build",
+    "render",
+    "render_batch",
+]
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 
@@ -61,6 +87,9 @@ PARENT_UNEDITABLE = frozenset({"cant_update_message", "edit_window_closed"})
 """``chat.update`` errors meaning the parent stays as it is: reply in its thread anyway."""
 
 WEBHOOK = "Slack incoming webhook"
+SHARED = "shared"
+"""The ``thread`` key marking a batch message's thread (``"1"``): its parent is never
+edited for one incident."""
 
 
 def _http_url(value: str) -> str:
@@ -181,7 +210,8 @@ def _api_failure(method: str, e: SlackApiError) -> _CallFailed:
 
 
 class SlackReceiver:
-    """Posts, threads and edits one message per incident (see the module's docstring)."""
+    """Posts, threads and edits one message per incident or batch (see the module's
+    docstring)."""
 
     def __init__(
         self, name: str, config: SlackConfig, ctx: ReceiverContext, *, min_interval: float = 1.0
@@ -215,13 +245,29 @@ class SlackReceiver:
             self._client.proxy = None  # the shared session's proxy policy, not the env's
 
     async def deliver(self, notification: Notification) -> Outcome:
+        self._check_session()
+        if self._client is None:
+            return await self._finish(self._post_webhook(render(notification)))
+        return await self._finish(self._deliver_api(self._client, notification))
+
+    async def deliver_batch(self, batch: Batch) -> Outcome:
+        """One message for every incident of ``batch``; in the Web API mode its channel id
+        and ``ts``, marked :data:`SHARED`, are each incident's thread."""
+        if len(batch.notifications) == 1:  # its own message, edited in place later
+            return await self.deliver(batch.notifications[0])
+        self._check_session()
+        if self._client is None:
+            return await self._finish(self._post_webhook(render_batch(batch, threaded=False)))
+        return await self._finish(self._post_batch(self._client, batch))
+
+    def _check_session(self) -> None:
         if self._session.closed:  # slack_sdk would quietly open a session of its own
             raise RuntimeError(f"receiver {self.name!r}: the shared HTTP session is closed")
+
+    async def _finish(self, attempt: Awaitable[Outcome]) -> Outcome:
+        """What ``attempt`` came to (a failed call's outcome too), no secret in its reason."""
         try:
-            if self._client is None:
-                outcome = await self._post_webhook(notification)
-            else:
-                outcome = await self._deliver_api(self._client, notification)
+            outcome = await attempt
         except _CallFailed as e:
             outcome = e.outcome
         if outcome.reason:
@@ -233,6 +279,8 @@ class SlackReceiver:
         ts = notification.thread.get("ts")
         if notification.kind in (Kind.OPENED, Kind.TEST) or not channel or not ts:
             return await self._start(client, notification)
+        if notification.thread.get(SHARED) == "1":
+            return await self._reply_shared(client, notification, channel, ts)
         parent = render(notification)
         try:
             await self._call(
@@ -246,13 +294,29 @@ class SlackReceiver:
         await self._post(client, channel, render(notification, reply=True), thread_ts=ts)
         return Outcome.ok({"channel": channel, "ts": ts})
 
+    async def _reply_shared(
+        self, client: AsyncWebClient, notification: Notification, channel: str, ts: str
+    ) -> Outcome:
+        """A reply in a batch message's thread, its parent left as it is (it sums up several
+        incidents); a new top-level message if the parent is gone."""
+        try:
+            await self._post(client, channel, render(notification, reply=True), thread_ts=ts)
+        except _CallFailed as e:
+            if e.error not in PARENT_GONE:
+                raise
+            return await self._start(client, notification)
+        return Outcome.ok(dict(notification.thread))
+
     async def _start(self, client: AsyncWebClient, notification: Notification) -> Outcome:
         """A new top-level message; its channel id and ``ts`` are the incident's thread."""
         response = await self._post(client, self._channel, render(notification))
-        channel, ts = response.get("channel"), response.get("ts")
-        if not isinstance(channel, str) or not channel or not isinstance(ts, str) or not ts:
-            return Outcome.ok()  # posted, but nothing to thread on: updates start anew
-        return Outcome.ok({"channel": channel, "ts": ts})
+        return Outcome.ok(_thread_of(response))
+
+    async def _post_batch(self, client: AsyncWebClient, batch: Batch) -> Outcome:
+        """The batch message; its channel id and ``ts``, shared, are every incident's thread."""
+        response = await self._post(client, self._channel, render_batch(batch))
+        thread = _thread_of(response)
+        return Outcome.ok({**thread, SHARED: "1"} if thread else None)
 
     async def _post(
         self, client: AsyncWebClient, channel: str, message: SlackMessage, **more: Any
@@ -293,8 +357,7 @@ class SlackReceiver:
                 self._ids.setdefault(channel, answered)  # ``#drift`` and its id: one channel
             return response
 
-    async def _post_webhook(self, notification: Notification) -> Outcome:
-        message = render(notification)
+    async def _post_webhook(self, message: SlackMessage) -> Outcome:
         payload = {"text": message.text, "blocks": message.blocks, "unfurl_links": False}
         async with self._turn(WEBHOOK):
             try:
@@ -341,10 +404,19 @@ class SlackReceiver:
         yield from self._secrets
 
 
+def _thread_of(response: AsyncSlackResponse) -> dict[str, str] | None:
+    """A posted message's channel id and ``ts``; ``None`` if Slack did not say (posted, but
+    nothing to thread on: the next notification starts anew)."""
+    channel, ts = response.get("channel"), response.get("ts")
+    if not isinstance(channel, str) or not channel or not isinstance(ts, str) or not ts:
+        return None
+    return {"channel": channel, "ts": ts}
+
+
 def build(name: str, config: SlackConfig, ctx: ReceiverContext) -> SlackReceiver:
     """``ReceiverType.build`` for ``type: slack``."""
     return SlackReceiver(name, config, ctx)
 
 
-RECEIVER = ReceiverType("slack", SlackConfig, build)
+RECEIVER = ReceiverType("slack", SlackConfig, build, batches=True)
 """The ``slack`` receiver type, for ``notify.registry``."""

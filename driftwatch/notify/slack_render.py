@@ -3,7 +3,13 @@ section 3,000 characters), with a one-line ``text`` fallback and ``metadata``.
 
 The parent shows severity and ``namespace/name``, reason and state, findings, the diff in a
 code block (cut, with a note), the Git source, who changed the live policy and when, and the
-incident id; thread replies are shorter. Pure: no I/O (see :mod:`driftwatch.notify.slack`).
+incident id; thread replies are shorter. A batch (``group_wait``: several incidents opened
+together, :func:`render_batch`) is one compact message: a header with the count and the
+highest severity, then per incident, most severe first, its severity, ``namespace/name``,
+leading finding, Git source and id, without diffs (several incidents share a section when
+there are more than fit one each; past 50 blocks the rest is "and N more"); its
+``metadata`` (``driftwatch_incident_batch``) names the batch and every incident. Pure: no
+I/O (see :mod:`driftwatch.notify.slack`).
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from driftwatch.notify.model import Kind, Notification
+from driftwatch.notify.model import Batch, Kind, Notification
 
 __all__ = [
+    "BATCH_EVENT_TYPE",
     "EVENT_TYPE",
     "MAX_BLOCKS",
     "MAX_FALLBACK",
@@ -27,6 +34,7 @@ __all__ = [
     "cut",
     "one_line",
     "render",
+    "render_batch",
 ]
 
 MAX_BLOCKS, MAX_HEADER, MAX_SECTION = 50, 150, 3000
@@ -35,6 +43,10 @@ MAX_FINDINGS = 10
 MAX_FALLBACK = 300
 """The ``text`` fallback (notifications, screen readers) is one line of at most this."""
 EVENT_TYPE = "driftwatch_incident"
+BATCH_EVENT_TYPE = "driftwatch_incident_batch"
+MAX_BATCH_ENTRY = 700
+"""One incident's summary in a batch message is cut to this many characters."""
+_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,12 +98,25 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, MAX_SECTION)}]}
 
 
+def _icon(severity: str) -> str:
+    return ":rotating_light:" if severity in ("critical", "high") else ":warning:"
+
+
+def _rank(severity: object) -> int:
+    """``critical`` 4 down to ``info`` 0; -1 for none or an unknown one."""
+    return _SEVERITY_RANK.get(str(severity or "").lower(), -1)
+
+
+def _policy(body: Mapping[str, Any]) -> str:
+    return f"{body.get('namespace') or '?'}/{body.get('name') or '?'}"
+
+
 def _title(body: Mapping[str, Any], kind: Kind, *, reply: bool) -> tuple[str, str]:
     """The header's emoji and its text (the text also starts the fallback)."""
-    policy = f"{body.get('namespace') or '?'}/{body.get('name') or '?'}"
+    policy = _policy(body)
     severity = str(body.get("severity") or "")
     label = f"{severity.upper()} drift" if severity else "Drift"
-    icon = ":rotating_light:" if severity in ("critical", "high") else ":warning:"
+    icon = _icon(severity)
     if kind is Kind.TEST:
         return ":test_tube:", f"TEST: {label}: {policy}"
     if kind is Kind.RESOLVED:
@@ -119,19 +144,22 @@ def _state(body: Mapping[str, Any], kind: Kind) -> str:
     return "\n".join(lines)
 
 
+def _finding(finding: object) -> str:
+    """One finding as a bullet line (not cut)."""
+    if isinstance(finding, Mapping):
+        return (
+            f"• *{_esc(finding.get('severity') or '?')}* `{_esc(finding.get('rule') or '?')}`"
+            f": {_esc(one_line(finding.get('message')))}"
+        )
+    return f"• {_esc(one_line(finding))}"
+
+
 def _findings(findings: Sequence[Any]) -> str:
     head = f"*Findings ({len(findings)}):*"
     lines: list[str] = []
     size = len(head)
     for finding in findings[:MAX_FINDINGS]:
-        if isinstance(finding, Mapping):
-            text = (
-                f"• *{_esc(finding.get('severity') or '?')}* `{_esc(finding.get('rule') or '?')}`"
-                f": {_esc(one_line(finding.get('message')))}"
-            )
-        else:
-            text = f"• {_esc(one_line(finding))}"
-        text = cut(text, 500)
+        text = cut(_finding(finding), 500)
         if size + len(text) + 1 > MAX_SECTION - 40:  # room for "... and N more"
             break
         lines.append(text)
@@ -237,3 +265,99 @@ def render(notification: Notification, *, reply: bool = False) -> SlackMessage:
         "event_payload": {"incident_id": notification.incident_id, "kind": str(kind)},
     }
     return SlackMessage(text, blocks[:MAX_BLOCKS], metadata)
+
+
+# -- batches --------------------------------------------------------------------------------
+
+
+def _leading(body: Mapping[str, Any]) -> str:
+    """The most severe finding (the first of equals) as one line, with how many more; the
+    reason when there are none."""
+    findings = body.get("findings")
+    if not isinstance(findings, Sequence) or isinstance(findings, str) or not findings:
+        reason = one_line(body.get("reason"))
+        return f"*Reason:* {_esc(reason)}" if reason else ""
+    lead = max(findings, key=lambda f: _rank(f.get("severity")) if isinstance(f, Mapping) else -1)
+    more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+    return cut(_finding(lead), 250 - len(more)) + more
+
+
+def _entry(notification: Notification) -> str:
+    """One incident of a batch, at most :data:`MAX_BATCH_ENTRY` characters: severity,
+    ``namespace/name`` and state, its leading finding, the Git source (left out rather
+    than cut), its id (never left out)."""
+    body = notification.body
+    severity = str(body.get("severity") or "")
+    head = f"{_icon(severity)} *{_esc(severity.upper() or 'NO SEVERITY')}* `{_esc(_policy(body))}`"
+    if body.get("status"):
+        head += f" · {_esc(body['status'])}"
+    head = cut(head, 200)
+    incident = f"incident `{cut(_esc(notification.incident_id), 150)}`"
+    room = MAX_BATCH_ENTRY - len(head) - len(incident) - 3  # the line breaks
+    lead = cut(_leading(body), min(room, 250))
+    source = _source(body) or ""
+    if len(source) > room - len(lead) - 1:
+        source = ""
+    return "\n".join(line for line in (head, lead, source, incident) if line)
+
+
+def _pack(entries: Sequence[str], room: int) -> tuple[list[str], int]:
+    """``entries`` as at most ``room`` section texts, one each when they fit, else several
+    to a section; and how many entries were left out."""
+    if len(entries) <= room:
+        return list(entries), 0
+    sections: list[str] = []
+    shown = 0
+    for entry in entries:
+        if sections and len(sections[-1]) + 2 + len(entry) <= MAX_SECTION:
+            sections[-1] += "\n\n" + entry
+        elif len(sections) < room:
+            sections.append(entry)
+        else:
+            break
+        shown += 1
+    return sections, len(entries) - shown
+
+
+def render_batch(batch: Batch, *, threaded: bool = True) -> SlackMessage:
+    """One message announcing every incident of ``batch`` (all ``opened``), most severe
+    first. ``threaded``: the incidents' later notifications reply in this message's thread
+    (the Web API), else they come as messages of their own (an incoming webhook)."""
+    notes = sorted(batch.notifications, key=lambda n: -_rank(n.body.get("severity")))
+    top = str(notes[0].body.get("severity") or "") if notes else ""
+    count = len(notes)
+    title = f"{count} NetworkPolicy drift{'' if count == 1 else 's'} opened"
+    if top:
+        title += f" · highest {top.upper()}"
+    later = (
+        "Each incident's later changes are replies in this message's thread."
+        if threaded
+        else "Each incident's later changes follow as messages of their own."
+    )
+    clusters = sorted({str(n.body["cluster"]) for n in notes if n.body.get("cluster")})
+    where = f"Cluster {', '.join(f'`{_esc(c)}`' for c in clusters)} · " if clusters else ""
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": cut(f"{_icon(top)} {title}", MAX_HEADER)},
+        },
+        _context(f"{where}{later} The diffs: `driftwatch check` or the Git source."),
+    ]
+    sections, left_out = _pack([_entry(n) for n in notes], MAX_BLOCKS - 4)
+    blocks += [_section(text) for text in sections]
+    if left_out:
+        blocks.append(
+            _context(f":scissors: … and {left_out} more, not shown to fit Slack's limits.")
+        )
+    blocks.append(_context(f"driftwatch opened · batch `{_esc(batch.id)}` · {count} incidents"))
+    policies = ", ".join(_policy(n.body) for n in notes)
+    text = cut(_esc(one_line(f"{title}: {policies}")), MAX_FALLBACK)
+    metadata = {
+        "event_type": BATCH_EVENT_TYPE,
+        "event_payload": {
+            "batch_id": batch.id,
+            "kind": str(Kind.OPENED),
+            "incidents": [{"incident_id": n.incident_id} for n in batch.notifications],
+        },
+    }
+    return SlackMessage(text, blocks, metadata)

@@ -19,6 +19,15 @@ mode (``Content-Type: application/cloudevents+json``): ``type`` is
 ``occurred_at``, ``subject`` ``<namespace>/<name>`` and ``data`` the body. Either way the
 signature covers exactly the bytes sent.
 
+A batch (``group_wait``: several incidents opened together) is one ``POST`` of
+:func:`batch_body`: ``{"schema_version": 1, "type": "drift.batch", "batch_id",
+"occurred_at", "incidents": [<incident body>, ...]}``, the incidents' ``drift.opened``
+bodies in the order they opened and ``occurred_at`` the latest of theirs. Its
+``webhook-id`` is the batch's id (the same on every retry), signed the same way; as a
+CloudEvent its ``type`` is ``io.driftwatch.drift.batch``, ``id`` the batch's id, ``source``
+``driftwatch/<cluster>``, ``time`` that ``occurred_at`` and ``data`` that object, with no
+``subject``. Outcomes are those of single notifications.
+
 Outcomes follow the specification's advice: 2xx delivered; 408, 425, 429 and 5xx retried
 (``Retry-After`` honoured), as are network errors and timeouts; a redirect is not
 followed and is permanent (the ``url`` should be updated); 410 Gone is permanent and
@@ -37,6 +46,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -44,18 +54,22 @@ import aiohttp
 from pydantic import AfterValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 from yarl import URL
 
+from driftwatch.notify.body import SCHEMA_VERSION
 from driftwatch.notify.http import outcome_of
-from driftwatch.notify.model import Notification, Outcome, ReceiverContext, ReceiverType
+from driftwatch.notify.model import Batch, Notification, Outcome, ReceiverContext, ReceiverType
 from driftwatch.values.secrets import SecretFileModel
 
 __all__ = [
+    "BATCH_TYPE",
     "CLOUDEVENTS_TYPE_PREFIX",
     "RECEIVER",
     "SECRET_PREFIX",
     "WebhookConfig",
     "WebhookReceiver",
+    "batch_body",
     "build",
     "encode",
+    "encode_batch",
     "public_url",
     "signature",
     "signing_key",
@@ -67,6 +81,7 @@ MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
 """...and its maximum (512 bits)."""
 CLOUDEVENTS_TYPE_PREFIX = "io.driftwatch."
+BATCH_TYPE = "drift.batch"
 JSON_TYPE = "application/json"
 CLOUDEVENTS_JSON_TYPE = "application/cloudevents+json"
 EXCERPT_BYTES = 4096
@@ -214,11 +229,71 @@ def _envelope(notification: Notification) -> dict[str, Any]:
     return event
 
 
+def _latest(stamps: Iterable[object]) -> str | None:
+    """The latest of RFC 3339 times (as given); unreadable ones are skipped."""
+    latest: tuple[datetime, str] | None = None
+    for stamp in stamps:
+        try:
+            moment = datetime.fromisoformat(str(stamp))
+        except ValueError:
+            continue
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if latest is None or moment > latest[0]:
+            latest = (moment, str(stamp))
+    return None if latest is None else latest[1]
+
+
+def batch_body(batch: Batch, *, now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """``{"schema_version": 1, "type": "drift.batch", "batch_id", "occurred_at",
+    "incidents": [...]}``: the incident bodies in the order they opened; ``occurred_at``
+    the latest of theirs (``now`` if none is readable)."""
+    bodies = [n.body for n in batch.notifications]
+    occurred = _latest(b.get("occurred_at") for b in bodies if b.get("occurred_at"))
+    if occurred is None:
+        occurred = datetime.fromtimestamp(now(), UTC).isoformat(timespec="seconds")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": BATCH_TYPE,
+        "batch_id": batch.id,
+        "occurred_at": occurred,
+        "incidents": bodies,
+    }
+
+
+def _batch_envelope(batch: Batch, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The CloudEvents 1.0 event carrying a batch's ``body`` (no ``subject``: it is about
+    several policies)."""
+    clusters = {str(n.body.get("cluster") or "") for n in batch.notifications}
+    cluster = clusters.pop() if len(clusters) == 1 else ""
+    return {
+        "specversion": "1.0",
+        "id": batch.id,
+        "source": "driftwatch/" + quote(cluster, safe=""),
+        "type": CLOUDEVENTS_TYPE_PREFIX + BATCH_TYPE,
+        "datacontenttype": JSON_TYPE,
+        "time": body["occurred_at"],
+        "data": body,
+    }
+
+
+def _json(payload: object, *, cloudevents: bool) -> tuple[bytes, str]:
+    """Compact JSON (exactly the bytes signed) and its content type."""
+    data = json.dumps(payload, separators=(",", ":"), allow_nan=False, default=_jsonable)
+    return data.encode("ascii"), CLOUDEVENTS_JSON_TYPE if cloudevents else JSON_TYPE
+
+
 def encode(notification: Notification, *, cloudevents: bool = False) -> tuple[bytes, str]:
     """The request body (compact JSON: exactly the bytes signed) and its content type."""
     payload = _envelope(notification) if cloudevents else notification.body
-    data = json.dumps(payload, separators=(",", ":"), allow_nan=False, default=_jsonable)
-    return data.encode("ascii"), CLOUDEVENTS_JSON_TYPE if cloudevents else JSON_TYPE
+    return _json(payload, cloudevents=cloudevents)
+
+
+def encode_batch(
+    batch: Batch, *, cloudevents: bool = False, now: Callable[[], float] = time.time
+) -> tuple[bytes, str]:
+    """A batch's request body (:func:`batch_body`, or its CloudEvent) and content type."""
+    body = batch_body(batch, now=now)
+    return _json(_batch_envelope(batch, body) if cloudevents else body, cloudevents=cloudevents)
 
 
 def public_url(url: str | URL) -> str:
@@ -228,7 +303,7 @@ def public_url(url: str | URL) -> str:
 
 
 class WebhookReceiver:
-    """Posts each notification, signed (see the module's docstring)."""
+    """Posts each notification or batch, signed (see the module's docstring)."""
 
     def __init__(
         self,
@@ -253,14 +328,28 @@ class WebhookReceiver:
             data, content_type = encode(notification, cloudevents=self._config.cloudevents)
         except (TypeError, ValueError) as e:
             return Outcome.fail(f"{self._what}: the notification's body is not JSON: {e}")
+        return await self._send(notification.id, data, content_type)
+
+    async def deliver_batch(self, batch: Batch) -> Outcome:
+        """One ``drift.batch`` for every incident of ``batch``; ``webhook-id`` its id."""
+        try:
+            data, content_type = encode_batch(
+                batch, cloudevents=self._config.cloudevents, now=self._clock
+            )
+        except (TypeError, ValueError) as e:
+            return Outcome.fail(f"{self._what}: a notification's body is not JSON: {e}")
+        return await self._send(batch.id, data, content_type)
+
+    async def _send(self, msg_id: str, data: bytes, content_type: str) -> Outcome:
+        """One signed ``POST`` of ``data`` as message ``msg_id``, and what it came to."""
         timestamp = int(self._clock())
         headers = {
             **self._config.headers,
             "Content-Type": content_type,
-            "webhook-id": notification.id,
+            "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": " ".join(
-                signature(key, notification.id, timestamp, data) for key in self._keys
+                signature(key, msg_id, timestamp, data) for key in self._keys
             ),
         }
         try:
@@ -334,5 +423,5 @@ def build(name: str, config: WebhookConfig, ctx: ReceiverContext) -> WebhookRece
     return WebhookReceiver(name, config, ctx)
 
 
-RECEIVER = ReceiverType("webhook", WebhookConfig, build)
+RECEIVER = ReceiverType("webhook", WebhookConfig, build, batches=True)
 """The ``webhook`` receiver type, for ``notify.registry``."""

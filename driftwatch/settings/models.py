@@ -48,7 +48,7 @@ from driftwatch.settings.notify import (
     SilenceSettings,
     StateSettings,
 )
-from driftwatch.values.durations import Duration, at_least
+from driftwatch.values.durations import Duration, at_least, at_most
 from driftwatch.values.secrets import (
     SecretFileModel,
     custom_error,
@@ -350,6 +350,10 @@ class Settings(_Model):
     """Time-bound mutes."""
     repeat_interval: Annotated[Duration, at_least(0)] = 4 * 3600.0
     """Remind receivers of incidents still open this long after their last message (0: never)."""
+    group_wait: Annotated[Duration, at_least(0), at_most(3600)] = 0.0
+    """Announce incidents that open within this window after a first one in one message per
+    receiver (0: each at once, in real time). A notifier's own ``group_wait`` overrides it;
+    receivers that cannot batch (``pagerduty``) are never delayed."""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -386,6 +390,10 @@ class Settings(_Model):
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return settings
+
+    def group_waits(self) -> dict[str, float]:
+        """Each notifier's ``group_wait`` in seconds (0: real time)."""
+        return {n.name: n.wait(self.group_wait) for n in self.notifiers}
 
     def secret_values(self) -> frozenset[str]:
         """Every secret this configuration holds (tokens, credentials in URLs): to redact."""

@@ -27,6 +27,7 @@ from pydantic import (
 from driftwatch.notify.outbox import Limits
 from driftwatch.notify.registry import RegistryError, receiver_types
 from driftwatch.notify.routing import Matcher, Route, Silence
+from driftwatch.values.durations import Duration, at_least, at_most
 from driftwatch.values.secrets import custom_error, resolve_path
 
 __all__ = ["MatchSettings", "NotifierSettings", "RouteSettings", "SilenceSettings", "StateSettings"]
@@ -54,6 +55,10 @@ class NotifierSettings(BaseModel):
     """Deliveries at the same time (to different incidents; one incident's go in order)."""
     rate_limit: float | None = Field(default=None, gt=0)
     """At most this many messages per second (Slack's per-channel limit is built in)."""
+    group_wait: Annotated[Duration, at_least(0), at_most(3600)] | None = None
+    """Announce incidents that open within this window after a first one in one message
+    (0: each at once). Unset: the top-level ``group_wait``. Only for types that batch
+    (not ``pagerduty``: each incident is its own PagerDuty event, grouped by PagerDuty)."""
     config: Any = None
     """The type's validated settings (everything in the entry but ``name`` and ``type``)."""
 
@@ -67,7 +72,7 @@ class NotifierSettings(BaseModel):
     ) -> Any:
         if not isinstance(data, dict) or isinstance(data.get("config"), BaseModel):
             return handler(data)  # not an entry, or one already validated
-        own = ("name", "type", "max_in_flight", "rate_limit")
+        own = ("name", "type", "max_in_flight", "rate_limit", "group_wait")
         rest = {k: v for k, v in data.items() if k not in own}
         kind = data.get("type")
         try:
@@ -90,7 +95,21 @@ class NotifierSettings(BaseModel):
             ]
             raise ValidationError.from_exception_data(cls.__name__, problems) from None
         mine = {k: v for k, v in data.items() if k in own}
-        return handler({**mine, "type": kind, "config": config})
+        validated = handler({**mine, "type": kind, "config": config})
+        if validated.group_wait and not types[kind].batches:
+            problem = custom_error(
+                ("group_wait",),
+                f"{kind} receivers announce each incident on its own; remove group_wait",
+                "notifier_group_wait",
+            )
+            raise ValidationError.from_exception_data(cls.__name__, [problem])
+        return validated
+
+    def wait(self, default: float) -> float:
+        """This receiver's ``group_wait``: its own, else ``default`` if its type batches."""
+        if self.group_wait is not None:
+            return self.group_wait
+        return default if receiver_types()[self.type].batches else 0.0
 
 
 class MatchSettings(BaseModel):

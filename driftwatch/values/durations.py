@@ -23,7 +23,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 
-__all__ = ["Duration", "at_least", "format_duration", "parse_duration"]
+__all__ = ["Duration", "at_least", "at_most", "format_duration", "parse_duration"]
 
 _UNITS: dict[str, float] = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _ORDER = list(_UNITS)  # largest first
@@ -89,6 +89,17 @@ def at_least(minimum: float) -> AfterValidator:
     def check(seconds: float) -> float:
         if seconds < minimum:
             raise ValueError(f"must be at least {format_duration(minimum)}")
+        return seconds
+
+    return AfterValidator(check)
+
+
+def at_most(maximum: float) -> AfterValidator:
+    """A validator for ``Annotated[Duration, at_most(3600)]``: ``must be at most 1h``."""
+
+    def check(seconds: float) -> float:
+        if seconds > maximum:
+            raise ValueError(f"must be at most {format_duration(maximum)}")
         return seconds
 
     return AfterValidator(check)

@@ -12,8 +12,9 @@ edited message exists (``message_not_found``). A post gets ``{"ok": true, "chann
 <id>, "ts": <increasing>}``.
 
 Messages are kept per channel with their thread replies and earlier versions, so a test
-can say "the parent was edited to resolved". Tests can make the next requests fail with an
-HTTP status (:meth:`SlackStandIn.fail_next`: 429 with ``Retry-After`` answers
+can say "the parent was edited to resolved". A batch message (several incidents opened
+together) counts as delivered once per incident it names. Tests can make the next requests
+fail with an HTTP status (:meth:`SlackStandIn.fail_next`: 429 with ``Retry-After`` answers
 ``ratelimited``) or with a Slack error (:meth:`SlackStandIn.error_next`), and delete a
 message (:meth:`SlackStandIn.delete`).
 """
@@ -42,6 +43,8 @@ CONTENT_ERRORS = frozenset(
     {"no_text", "msg_too_long", "invalid_blocks", "invalid_metadata_format", "invalid_payload"}
 )
 _CONTEXT = re.compile(r"driftwatch (\w+) · incident `([^`]*)`")
+_BATCH = re.compile(r"driftwatch (\w+) · batch `")
+_INCIDENT = re.compile(r"incident `([^`]*)`")
 
 
 def _text_object(errors: list[str], where: str, obj: object, limit: int) -> None:
@@ -217,7 +220,12 @@ class SlackStandIn:
 
     @property
     def delivered(self) -> list[Delivered]:
-        return [Delivered(*_incident_and_kind(m.as_posted()), raw=m) for m in self.messages]
+        """One per message, or per incident of a batch message, in order."""
+        return [
+            Delivered(incident, kind, raw=m)
+            for m in self.messages
+            for incident, kind in _incidents_and_kind(m.as_posted())
+        ]
 
     def top_level(self, channel: str = "C123") -> list[Message]:
         """The channel's messages that are not replies (nor deleted), in order."""
@@ -414,13 +422,22 @@ def _metadata_ok(metadata: object) -> bool:
     )
 
 
-def _incident_and_kind(message: Message) -> tuple[str, str]:
-    """From the message's ``metadata``, else from its context line."""
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _incidents_and_kind(message: Message) -> list[tuple[str, str]]:
+    """The incident (several for a batch) and kind, from the message's ``metadata``, else
+    from its context line; ``[("", "")]`` when it names none."""
     payload = (message.metadata or {}).get("event_payload") or {}
     if payload.get("incident_id") and payload.get("kind"):
-        return str(payload["incident_id"]), str(payload["kind"])
+        return [(str(payload["incident_id"]), str(payload["kind"]))]
+    if isinstance(payload.get("incidents"), list) and payload.get("kind"):
+        return [(str(i.get("incident_id")), str(payload["kind"])) for i in payload["incidents"]]
     found = _CONTEXT.search(message.content)
-    if found is None:
-        return "", ""
-    incident = found[2].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return incident, found[1]
+    if found is not None:
+        return [(_unescape(found[2]), found[1])]
+    batch = _BATCH.search(message.content)
+    if batch is not None:  # a webhook's batch: the incidents it shows
+        return [(_unescape(i), batch[1]) for i in _INCIDENT.findall(message.content)]
+    return [("", "")]

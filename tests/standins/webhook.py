@@ -2,7 +2,9 @@
 ``standardwebhooks`` library (the reference implementation), not with driftwatch's code.
 
 ``POST /hook`` takes the bare incident body (``application/json``) or a CloudEvents 1.0
-event in structured mode (``application/cloudevents+json``) carrying it as ``data``.
+event in structured mode (``application/cloudevents+json``) carrying it as ``data``; or a
+batch, ``{"schema_version": 1, "type": "drift.batch", "batch_id", "occurred_at",
+"incidents": [<drift.opened body>, ...]}``, delivered once per incident.
 Requests with a missing, stale or wrong signature get 401; other content types 415; a body
 that is not the documented one (:data:`BODY_SCHEMA`, ``schema_version`` 1) 400. Tests
 can make it fail the next requests (:meth:`WebhookStandIn.fail_next`), answer 410 Gone
@@ -26,7 +28,15 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.standins.base import Delivered, Failure, Failures, Server
 
-__all__ = ["BODY_SCHEMA", "Request", "WebhookStandIn", "body_problems", "new_secret"]
+__all__ = [
+    "BATCH_SCHEMA",
+    "BODY_SCHEMA",
+    "Request",
+    "WebhookStandIn",
+    "batch_problems",
+    "body_problems",
+    "new_secret",
+]
 
 PATH = "/hook"
 CLOUDEVENTS_JSON = "application/cloudevents+json"
@@ -53,6 +63,14 @@ BODY_SCHEMA: Mapping[str, tuple[type | None, ...]] = {
 """The incident body's documented fields (``Notification.body``, ``schema_version`` 1) and
 the JSON types each may hold (``None`` for null)."""
 TYPES = frozenset(f"drift.{k}" for k in ("opened", "updated", "resolved", "reminder", "test"))
+BATCH_SCHEMA: Mapping[str, type] = {
+    "schema_version": int,
+    "type": str,
+    "batch_id": str,
+    "occurred_at": str,
+    "incidents": list,
+}
+"""A batch's fields (``type`` ``drift.batch``) and their JSON types."""
 LIVE_CHANGE_KEYS = frozenset({"manager", "operation", "time"})
 
 
@@ -79,6 +97,34 @@ def body_problems(body: Mapping[str, Any]) -> list[str]:
                 datetime.fromisoformat(body[stamp])
             except ValueError:
                 problems.append(f"{stamp} is not RFC 3339")
+    return problems
+
+
+def batch_problems(batch: Mapping[str, Any]) -> list[str]:
+    """What keeps ``batch`` from being a documented batch (empty when it is)."""
+    problems = [f"missing {k}" for k in BATCH_SCHEMA if k not in batch]
+    problems += [f"undocumented {k}" for k in batch if k not in BATCH_SCHEMA]
+    problems += [
+        f"{k} is {type(batch[k]).__name__}"
+        for k, t in BATCH_SCHEMA.items()
+        if k in batch and type(batch[k]) is not t
+    ]
+    if batch.get("schema_version") != 1 or batch.get("type") != "drift.batch":
+        problems.append("not a schema_version 1 drift.batch")
+    incidents = batch.get("incidents")
+    if not isinstance(incidents, list) or not incidents:
+        return [*problems, "no incidents"]
+    for n, body in enumerate(incidents):
+        if not isinstance(body, dict):
+            problems.append(f"incidents[{n}] is not an object")
+            continue
+        problems += [f"incidents[{n}]: {p}" for p in body_problems(body)]
+        if body.get("type") != "drift.opened":
+            problems.append(f"incidents[{n}] is not drift.opened")
+    try:
+        datetime.fromisoformat(str(batch.get("occurred_at")))
+    except ValueError:
+        problems.append("occurred_at is not RFC 3339")
     return problems
 
 
@@ -182,9 +228,12 @@ class WebhookStandIn:
             return web.Response(status=415, text=f"unsupported {request.content_type}")
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             return web.Response(status=400, text="no incident body")
-        if self.check_schema and (problems := body_problems(body)):
+        batch = body["type"] == "drift.batch"
+        check = batch_problems if batch else body_problems
+        if self.check_schema and (problems := check(body)):
             return web.Response(status=400, text="not the documented body: " + "; ".join(problems))
-        kind = body["type"].split(".")[-1]
         record = {"headers": headers, "body": payload, "raw": raw.decode("utf-8")}
-        self._accepted.append(Delivered(str(body.get("incident_id")), kind, record))
+        for one in (body.get("incidents") or []) if batch else [body]:
+            kind = str(one.get("type")).split(".")[-1]
+            self._accepted.append(Delivered(str(one.get("incident_id")), kind, record))
         return web.json_response({"ok": True}, dumps=json.dumps)
