@@ -271,3 +271,24 @@ def test_settings_secrets_feed_the_redactor(tmp_path: Any) -> None:
     [first, second] = json_lines(out)
     assert first["event"] == "fetching https://u:***@h/r.git"
     assert second["value"] == "Bearer ***"
+
+
+# --- drift fields -----------------------------------------------------------------------
+
+
+def test_a_line_naming_an_incident_carries_its_cluster_namespace_and_policy() -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    log = structlog.get_logger("driftwatch.notify")
+    log.info("notification delivered", incident="prod/shop/web-allow#3", receiver="slack")
+    log.info("incident opened", incident="prod/shop/web#1", namespace="given", policy="web")
+    log.info("not about an incident", incident="not-an-id")
+    delivered, opened, other = json_lines(out)
+    assert (delivered["cluster"], delivered["namespace"], delivered["policy"]) == (
+        "prod",
+        "shop",
+        "web-allow",
+    )
+    assert delivered["incident"] == "prod/shop/web-allow#3"
+    assert opened["namespace"] == "given"  # what the line says is kept
+    assert "cluster" not in other

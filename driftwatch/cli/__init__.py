@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from driftwatch import __version__
-from driftwatch.cli import catalogue, check, demo, notify, run, sandbox
+from driftwatch.cli import catalogue, check, config, demo, notify, run, sandbox
 
 __all__ = ["main"]
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     sandbox.add_parser(commands)
     notify.add_parser(commands)
+    config.add_parser(commands)
     catalogue.add_parsers(commands)
     return parser
 

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from driftwatch.daemon.notifications import Notifications
     from driftwatch.daemon.notifier import Notifier
     from driftwatch.daemon.run import Daemon, DaemonTuning
+    from driftwatch.live import LiveError
     from driftwatch.settings import SettingsError, load_settings
     from driftwatch.settings import require_desired as check_desired
 
@@ -84,13 +85,33 @@ def run(args: argparse.Namespace) -> int:
     # without, they are printed on the console (nothing is stored).
     notifiers: list[Notifier] = [] if settings.notifiers else [console_for(settings)]
     log = structlog.get_logger("driftwatch")
+    tuning = DaemonTuning()
 
     async def main() -> int:
-        notifications = None
+        # The HTTP server and its metrics, when `server:` is configured (built here, from
+        # the settings; the daemon hands the server its side when it starts serving).
+        metrics, server = None, None
+        if settings.server is not None:
+            from driftwatch import __version__
+            from driftwatch.server import HttpServer, Metrics
+
+            metrics = Metrics(version=__version__)
+            server = HttpServer(settings.server, log=log, shutdown_timeout=tuning.grace / 2)
+        notifications, shared = None, None
         if settings.notifiers:
             try:
-                notifications = await Notifications.open(settings, log=log)
-            except OSError as error:
+                if settings.ha.store == "kubernetes":
+                    # Incidents as DriftIncident objects (and, with ha.enabled, an election).
+                    from driftwatch.daemon.leadership import open_shared_state
+
+                    shared = await open_shared_state(settings, log=log)
+                # (the daemon hooks its metrics into the outbox)
+                notifications = await Notifications.open(
+                    settings, log=log, store=shared.store if shared is not None else None
+                )
+            except (OSError, LiveError) as error:
+                if shared is not None:
+                    await shared.api.close()
                 print(f"driftwatch: error: {error}", file=sys.stderr)
                 return EXIT_FAILED
             configure_logging(
@@ -101,14 +122,20 @@ def run(args: argparse.Namespace) -> int:
         daemon = Daemon(
             settings,
             notifiers=notifiers,
-            tuning=DaemonTuning(),
+            tuning=tuning,
             log=log,
             notifications=notifications,
+            metrics=metrics,
+            server=server,
+            api=shared.api if shared is not None else None,
+            leadership=shared.leadership if shared is not None else None,
         )
         try:
             return await serve(daemon)
         finally:
             if notifications is not None:
                 await notifications.close()
+            if shared is not None:
+                await shared.api.close()
 
     return asyncio.run(main())

@@ -12,6 +12,10 @@ redaction. Exceptions are formatted before redaction (never by the console rende
 whose pretty tracebacks may print local variables), so a token in an exception message
 is redacted too.
 
+Lines about one incident carry ``incident`` (its id, ``<cluster>/<namespace>/<name>#<n>``);
+:func:`incident_fields` adds ``cluster``, ``namespace`` and ``policy`` from it where the
+line does not say them, so every such line can be filtered on any of the four.
+
 Redaction replaces every occurrence of a registered secret in any string value of the
 event dict, nested dicts and lists included, and the whole value of any key whose name
 looks secret (``token``, ``password``, ``secret``, ``authorization``, ``api_key``, in any
@@ -31,7 +35,7 @@ from typing import IO, Any, Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["LogFormat", "LogLevel", "Redactor", "configure_logging"]
+__all__ = ["LogFormat", "LogLevel", "Redactor", "configure_logging", "incident_fields"]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["auto", "json", "console"]
@@ -40,6 +44,17 @@ REDACTED = "***"
 _SECRET_KEY = re.compile(r"token|passw(or)?d|secret|authori[sz]ation|api_?key", re.IGNORECASE)
 _PLAIN = (int, float, bool, type(None))
 _LEVELS = ("debug", "info", "warning", "error")
+_INCIDENT_ID = re.compile(r"(?P<cluster>[^/]*)/(?P<namespace>[^/]+)/(?P<policy>[^/#]+)#\d+")
+
+
+def incident_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """A processor: ``cluster``, ``namespace`` and ``policy`` from an ``incident`` id, for
+    the lines that name only the incident (what is given is kept)."""
+    incident = event_dict.get("incident")
+    if isinstance(incident, str) and (found := _INCIDENT_ID.fullmatch(incident)):
+        for name, value in found.groupdict().items():
+            event_dict.setdefault(name, value)
+    return event_dict
 
 
 class Redactor:
@@ -120,6 +135,7 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        incident_fields,
     ]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

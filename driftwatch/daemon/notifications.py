@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -17,7 +17,7 @@ import aiohttp
 from driftwatch.drift import Drift, DriftEvent
 from driftwatch.incidents import IncidentStore, SqliteStore, default_state_path
 from driftwatch.notify.model import Receiver, ReceiverContext
-from driftwatch.notify.outbox import Outbox
+from driftwatch.notify.outbox import Outbox, OutcomeHook
 from driftwatch.notify.pipeline import Pipeline
 from driftwatch.notify.registry import receiver_types
 from driftwatch.notify.routing import Router
@@ -37,15 +37,26 @@ def build_receivers(
 
 
 class IncidentNotifier:
-    """The daemon's notifier: each drift event moves its key's incident."""
+    """The daemon's notifier: each drift event moves its key's incident.
+
+    With high availability it is a gate: only while :attr:`active` (set by the leader's
+    catch-up) and ``gate()`` (still leading) are events recorded; a follower drops them,
+    since the leader records them in the shared store."""
 
     name = "incidents"
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
+        self.active = True
+        self.gate: Callable[[], bool] | None = None
+
+    @property
+    def recording(self) -> bool:
+        return self.active and (self.gate is None or self.gate())
 
     async def send(self, event: DriftEvent) -> None:
-        await self.pipeline.handle(event)
+        if self.recording:
+            await self.pipeline.handle(event)
 
 
 class Notifications:
@@ -65,6 +76,25 @@ class Notifications:
         self.outbox = outbox
         self.notifier = IncidentNotifier(pipeline)
         self._session = session
+        self._open = True
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the store is open (until :meth:`close`): part of readiness."""
+        return self._open
+
+    def observe(self, on_outcome: OutcomeHook) -> None:
+        """Also tell ``on_outcome`` every delivery attempt's outcome (metrics)."""
+        earlier = self.outbox.on_outcome
+        if earlier is None:
+            self.outbox.on_outcome = on_outcome
+            return
+
+        def both(receiver: str, outcome: str) -> None:
+            earlier(receiver, outcome)
+            on_outcome(receiver, outcome)
+
+        self.outbox.on_outcome = both
 
     @classmethod
     async def open(
@@ -74,9 +104,10 @@ class Notifications:
         log: Any,
         receivers: Mapping[str, Receiver] | None = None,
         store: IncidentStore | None = None,
+        on_outcome: OutcomeHook | None = None,
     ) -> Notifications:
         """Open the store and build the receivers (``receivers``/``store``: instead of the
-        configured ones, for tests and embedders)."""
+        configured ones, for tests and embedders); ``on_outcome``: see :meth:`observe`."""
         session = None
         if receivers is None:
             session = aiohttp.ClientSession()
@@ -91,7 +122,14 @@ class Notifications:
         )
         limits = {n.name: n.limits() for n in settings.notifiers}
         group_wait = settings.group_waits()
-        outbox = Outbox(store, receivers, log=log, limits=limits, group_wait=group_wait)
+        outbox = Outbox(
+            store,
+            receivers,
+            log=log,
+            limits=limits,
+            group_wait=group_wait,
+            on_outcome=on_outcome,
+        )
         template = settings.link_template
 
         def link(drift: Drift) -> str | None:
@@ -129,6 +167,7 @@ class Notifications:
         await self.pipeline.reconcile(open_keys)
 
     async def close(self) -> None:
+        self._open = False
         for receiver in self.receivers.values():
             with contextlib.suppress(Exception):
                 await receiver.close()

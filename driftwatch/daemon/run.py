@@ -6,12 +6,18 @@ named task under one :class:`~driftwatch.daemon.supervisor.Supervisor`.
     desired ──(DesiredState per commit)──┐
                                          ├─► queue ─► engine: DriftTracker ─► notifiers
     watcher ──(LiveSynced, LivePut, ...)─┘
+    server: /healthz, /readyz, /metrics, /api/v1 (the store), /hooks/git (sets ``refresh``)
 
 The engine is the only task that touches the tracker, so the tracker needs no lock; it
 drains pending keys in small slices and yields to the event loop between them, so a
 10,000-policy start-up never blocks the loop for long. Comparing a whole new desired state
 with the previous one runs in a worker thread (the engine waits for it, so the tracker is
 still touched by one task at a time).
+
+With ``server:`` configured (or a :class:`~driftwatch.server.HttpServer` passed in), a
+fourth task serves HTTP; the daemon feeds :class:`~driftwatch.server.Metrics` through plain
+callbacks (the watcher's events and restarts, the outbox's outcomes, the engine's
+latencies, the Git poller's fetches) and sets the store-backed gauges at each scrape.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from typing import Any
 import structlog
 from kubernetes_asyncio.client import ApiClient
 
+from driftwatch import __version__
+from driftwatch.daemon.leadership import Leadership, record_open_drifts
 from driftwatch.daemon.notifications import Notifications
 from driftwatch.daemon.notifier import Notifier
 from driftwatch.daemon.supervisor import Supervisor
@@ -53,6 +61,17 @@ from driftwatch.live import (
 )
 from driftwatch.manifests import paused_gc
 from driftwatch.rules import RuleEngine
+from driftwatch.server import (
+    Backend,
+    DriftAges,
+    GitTrigger,
+    HttpServer,
+    Metrics,
+    Readiness,
+    Role,
+    RoleProvider,
+    summarise_incidents,
+)
 from driftwatch.settings import Settings
 
 __all__ = ["Daemon", "DaemonTuning", "DesiredUpdate"]
@@ -81,7 +100,22 @@ class DaemonTuning:
     backoff: Backoff = field(default_factory=Backoff)
 
 
-Input = DesiredUpdate | LiveEvent
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """A new leader's catch-up, done by the engine (see ``daemon.leadership``)."""
+
+    done: asyncio.Future[None]
+
+
+Input = DesiredUpdate | LiveEvent | CatchUp
+_WATCHED = (LivePut, LiveDeleted, LiveInvalid)
+"""Inputs whose drift events count in the detection latency (one watch event each)."""
+DEAD_LETTER_SCAN = 10_000
+"""``driftwatch_dead_letters`` counts at most this many (the store lists, it does not count)."""
+
+
+def _single() -> Role:
+    return "single"
 
 
 class Daemon:
@@ -98,9 +132,18 @@ class Daemon:
         executor: Executor | None = None,
         api: ApiClient | None = None,
         notifications: Notifications | None = None,
+        metrics: Metrics | None = None,
+        server: HttpServer | None = None,
+        role: RoleProvider | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         """``api``: a client to watch with instead of one built from ``settings.cluster``
-        (tests and embedders; the daemon does not close it)."""
+        (tests and embedders; the daemon does not close it). ``server``: serve HTTP with it
+        (default: one built from ``settings.server``, if any); ``metrics``: instrument into
+        it (default: a new one when there is a server, else none); ``role``: this replica's
+        role for ``/readyz`` and ``driftwatch_leader`` (default: always ``single``, or
+        ``leadership``'s); ``leadership``: one of several replicas, notifying only while it
+        holds the Lease (needs ``notifications``, on a store the replicas share)."""
         if settings.desired is None:
             raise ValueError("the configuration has no desired: section")
         self.settings = settings
@@ -131,17 +174,49 @@ class Daemon:
         self._watcher: PolicyWatcher | None = None
         self._api = api
         self._first_load = asyncio.Event()
+        if server is None and settings.server is not None:
+            server = HttpServer(
+                settings.server, log=self.log, shutdown_timeout=self.tuning.grace / 2
+            )
+        self.server = server
+        if metrics is None and server is not None:
+            metrics = Metrics(version=__version__)
+        self.metrics = metrics
+        self.leadership = leadership
+        if leadership is not None:
+            if notifications is None:
+                raise ValueError("leader election needs notifications (a shared store)")
+            notifications.notifier.active = False  # until this replica leads and caught up
+            notifications.notifier.gate = leadership.leading
+            role = role if role is not None else leadership.role
+        self.role: RoleProvider = role if role is not None else _single
+        self.git_fetches = 0
+        """Git fetches attempted after the first load (by the poll or the push hook)."""
+        self._ages = DriftAges()
+        if metrics is not None and notifications is not None:
+            notifications.observe(metrics.notification)
+            metrics.declare_receivers(notifications.receivers)
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run until :meth:`stop` (returns) or a task fails (raises ``TaskFailed``)."""
+        if self.server is not None:
+            server = self.server
+            self.supervisor.add("server", lambda: server.serve(self.backend()))
         self.supervisor.add("desired", self._desired_task)
         self.supervisor.add("watcher", self._watch_task)
         self.supervisor.add("engine", self._engine_task)
-        if self.notifications is not None:
-            self.supervisor.add("outbox", self.notifications.outbox_task)
-            self.supervisor.add("reminders", self.notifications.reminder_task)
+        notifications, leadership = self.notifications, self.leadership
+        if notifications is not None and leadership is not None:
+            self.supervisor.add("election", leadership.campaign)
+            self.supervisor.add(
+                "leading",
+                lambda: leadership.lead(notifications, in_sync=self.ready, catch_up=self.catch_up),
+            )
+        elif notifications is not None:
+            self.supervisor.add("outbox", notifications.outbox_task)
+            self.supervisor.add("reminders", notifications.reminder_task)
         await self.supervisor.run()
 
     def stop(self, reason: str = "stop requested") -> None:
@@ -150,6 +225,57 @@ class Daemon:
     @property
     def watcher(self) -> PolicyWatcher | None:
         return self._watcher
+
+    # --- what the server asks ----------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        """Ready once the desired state is loaded, the live state listed and compared, the
+        store (if any) open and the role known. A follower is ready too."""
+        reasons = []
+        if not self._first_load.is_set():
+            reasons.append("desired state not loaded")
+        if not self.ready.is_set():
+            reasons.append("live state not listed and compared yet")
+        if self.notifications is not None and not self.notifications.is_open:
+            reasons.append("incident store not open")
+        role = self.role()
+        if role is None:
+            reasons.append("role not known yet (leader election)")
+        return Readiness(tuple(reasons), role)
+
+    def backend(self) -> Backend:
+        """The server's view of this daemon (called when the server starts; a daemon built
+        without metrics gets them now, before its watcher starts)."""
+        if self.metrics is None:
+            self.metrics = Metrics(version=__version__)
+        metrics = self.metrics
+        git = self.settings.desired.git if self.settings.desired is not None else None
+        return Backend(
+            metrics=metrics,
+            readiness=self.readiness,
+            refresh_metrics=self._refresh_metrics,
+            incidents=self.notifications.store if self.notifications is not None else None,
+            git=GitTrigger(self.refresh.set, git.ref) if git is not None else None,
+        )
+
+    async def _refresh_metrics(self) -> None:
+        """The gauges read at scrape time: open drifts (from the store, which knows when
+        each opened, else from the drift events), the outbox, the role."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        metrics.set_leader(self.role() in ("leader", "single"))
+        now = time.time()
+        notifications = self.notifications
+        if notifications is None or not notifications.is_open:
+            metrics.set_open_drifts(*self._ages.summary(now))
+            return
+        store = notifications.store
+        metrics.set_open_drifts(*summarise_incidents(await store.open_incidents(), now))
+        metrics.set_outbox(
+            pending=await store.pending_count(),
+            dead_letters=len(await store.dead_letters(limit=DEAD_LETTER_SCAN)),
+        )
 
     # --- desired state ---------------------------------------------------------------------
 
@@ -179,7 +305,14 @@ class Daemon:
         desired = self.settings.desired
         assert desired is not None  # noqa: S101 - checked in __init__
         # The first load must succeed: there is no last good state to keep.
-        state = await self._load_off_loop()
+        try:
+            state = await self._load_off_loop()
+        except DesiredStateError:
+            if desired.git is not None and self.metrics is not None:
+                self.metrics.git_sync_failed()
+            raise
+        if desired.git is not None and self.metrics is not None:
+            self.metrics.git_synced(time.time())
         self._accept(state)
         if desired.git is None:
             await asyncio.Event().wait()  # a directory is read once; nothing to poll
@@ -191,11 +324,14 @@ class Daemon:
                 await asyncio.wait_for(self.refresh.wait(), timeout=git.poll_interval)
             self.refresh.clear()
             commit: str | None = None
+            self.git_fetches += 1
             try:
                 # Fetch and resolve first: the tree is read only when the commit changed.
                 commit = await asyncio.to_thread(
                     fetch_commit, git.url, ref=git.ref, cache_dir=self._git_cache
                 )
+                if self.metrics is not None:
+                    self.metrics.git_synced(time.time())
                 if commit in (self.desired_commit, failed):
                     continue
                 state = await self._load_off_loop(commit)
@@ -205,6 +341,10 @@ class Daemon:
                     error=str(error),
                     commit=self.desired_commit,
                 )
+                if self.metrics is not None and commit is None:
+                    self.metrics.git_sync_failed()
+                elif self.metrics is not None:
+                    self.metrics.desired_load_failed()  # fetched, but the commit is broken
                 failed = commit  # None when the fetch itself failed: retried next time
                 continue
             failed = None
@@ -244,6 +384,8 @@ class Daemon:
             options=self.tuning.watch,
             backoff=self.tuning.backoff,
             log=self.log,
+            on_event=self.metrics.watch_event if self.metrics is not None else None,
+            on_restart=self.metrics.watch_restart if self.metrics is not None else None,
         )
         self._watcher = watcher
         self.log.info("watching", server=watcher.server, cluster=cluster.name)
@@ -268,9 +410,10 @@ class Daemon:
 
     async def _process(self, item: Input, arrived: float) -> None:
         await self._apply(item)
-        await self._drain(arrived)
+        # Detection latency: a watch event's drift events, once the start-up is behind.
+        await self._drain(arrived, measured=self.ready.is_set() and isinstance(item, _WATCHED))
         if not self.ready.is_set() and self.tracker.ready and not self.tracker.pending:
-            if self.notifications is not None:
+            if self.notifications is not None and self.notifications.notifier.recording:
                 # What was open before a restart and is fixed now resolves here.
                 await self.notifications.reconcile(self.tracker.open.keys())
             self.ready.set()
@@ -280,9 +423,29 @@ class Daemon:
                 commit=self.desired_commit,
             )
 
+    async def catch_up(self) -> None:
+        """Record every open drift as a new leader must (see ``daemon.leadership``); done
+        by the engine, between two inputs. Returns when done."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((CatchUp(done), time.perf_counter()))
+        await done
+
+    async def _catch_up(self, item: CatchUp) -> None:
+        try:
+            if self.notifications is not None:
+                await record_open_drifts(self.tracker, self.notifications, log=self.log)
+        except BaseException as error:
+            if not item.done.done():
+                item.done.set_exception(error)
+            raise
+        if not item.done.done():
+            item.done.set_result(None)
+
     async def _apply(self, item: Input) -> None:
         tracker = self.tracker
-        if isinstance(item, DesiredUpdate):
+        if isinstance(item, CatchUp):
+            await self._catch_up(item)
+        elif isinstance(item, DesiredUpdate):
             # Comparing 10,000 policies with the last state takes a while: off the loop.
             await asyncio.to_thread(tracker.set_desired, item.state.policies)
         elif isinstance(item, LivePut):
@@ -308,20 +471,24 @@ class Daemon:
                 changed=item.changed,
             )
 
-    async def _drain(self, arrived: float) -> None:
+    async def _drain(self, arrived: float, *, measured: bool = False) -> None:
         tracker, tuning = self.tracker, self.tuning
         while tracker.pending:
             deadline = time.perf_counter() + tuning.slice_seconds
             for _ in range(tuning.slice_keys):
                 for event in tracker.drain(1):
-                    await self._emit(event, arrived)
+                    await self._emit(event, arrived, measured=measured)
                 if not tracker.pending or time.perf_counter() >= deadline:
                     break
             if tracker.pending:
                 await asyncio.sleep(0)
 
-    async def _emit(self, event: DriftEvent, arrived: float) -> None:
+    async def _emit(self, event: DriftEvent, arrived: float, *, measured: bool = False) -> None:
         self.events_sent += 1
+        if self.metrics is not None:
+            if measured:
+                self.metrics.drift_detected(time.perf_counter() - arrived)
+            self._ages.observe(event, time.time())
         if self.on_event is not None:
             self.on_event(event, arrived)
         for notifier in self.notifiers:

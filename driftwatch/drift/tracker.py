@@ -152,6 +152,10 @@ class DriftTracker:
         """The currently open drifts (a read-only view that follows the tracker)."""
         return MappingProxyType(self._open)
 
+    def live_policy(self, key: PolicyKey) -> NetworkPolicy | None:
+        """The live policy of ``key`` as last seen (``None``: absent)."""
+        return self._live.get((key.namespace, key.name))
+
     def drift_of(self, key: PolicyKey) -> Drift | None:
         """The open drift of ``key``, or ``None`` when it is not drifted (or not evaluated)."""
         return self._open.get(key)

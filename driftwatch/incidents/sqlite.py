@@ -112,6 +112,9 @@ class SqliteStore:
         self._db = db
         self._disabled = self._read_disabled()
 
+    async def reload(self) -> None:
+        """Nothing to do: this process is the file's only writer."""
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)

@@ -35,6 +35,11 @@ class IncidentStore(Protocol):
     committed together, so a crash loses neither or both.
     """
 
+    async def reload(self) -> None:
+        """Read again what other replicas wrote (a new leader, before it writes); a store
+        only this process writes may do nothing."""
+        ...
+
     async def open_incident(self, key: PolicyKey) -> Incident | None:
         """The key's open incident, if any."""
         ...

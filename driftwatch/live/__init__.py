@@ -2,14 +2,14 @@
 API server (``check``), or a watch that follows every change (the daemon).
 
 The parts that talk to the API server (:func:`connect`, :func:`read_cluster`,
-:func:`load_cluster`, :class:`PolicyWatcher`) are imported on first use, so that reading a
-snapshot file does not pay for loading kubernetes_asyncio (about a second).
+:func:`load_cluster`, :class:`PolicyWatcher`, and the replicas' leader election
+:class:`LeaderElector` with :class:`LeaseTiming`) are imported on first use, so that reading
+a snapshot file does not pay for loading kubernetes_asyncio (about a second).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from driftwatch.live.errors import (
     LiveAccessError,
@@ -31,14 +31,18 @@ from driftwatch.live.events import (
 )
 from driftwatch.live.options import Backoff, WatchOptions
 from driftwatch.live.snapshot import LiveSnapshotError, load_snapshot
+from driftwatch.values.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from driftwatch.live.cluster import load_cluster, read_cluster
     from driftwatch.live.connect import connect
+    from driftwatch.live.leader import LeaderElector, LeaseTiming, default_identity
     from driftwatch.live.watcher import PolicyWatcher, WatchStats
 
 __all__ = [
     "Backoff",
+    "LeaderElector",
+    "LeaseTiming",
     "LiveAccessError",
     "LiveApiError",
     "LiveConfigError",
@@ -58,6 +62,7 @@ __all__ = [
     "WatchOptions",
     "WatchStats",
     "connect",
+    "default_identity",
     "load_cluster",
     "load_snapshot",
     "read_cluster",
@@ -69,17 +74,10 @@ _LAZY = {
     "read_cluster": "driftwatch.live.cluster",
     "PolicyWatcher": "driftwatch.live.watcher",
     "WatchStats": "driftwatch.live.watcher",
+    "LeaderElector": "driftwatch.live.leader",
+    "LeaseTiming": "driftwatch.live.leader",
+    "default_identity": "driftwatch.live.leader",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -14,7 +14,9 @@ of content (:class:`LivePut`, :class:`LiveDeleted`), forever:
   :class:`LiveNotFoundError`; other unexpected answers with :class:`LiveApiError`.
 
 With ``namespaces``, each is listed and watched on its own (one connection each) and the
-events are merged. Counters for metrics are in :attr:`PolicyWatcher.stats`.
+events are merged. Counters for metrics are in :attr:`PolicyWatcher.stats`; ``on_event``
+and ``on_restart`` hand the same facts to a metrics exporter as they happen (plain callables:
+this layer knows nothing of Prometheus).
 """
 
 from __future__ import annotations
@@ -106,7 +108,13 @@ class PolicyWatcher:
         backoff: Backoff | None = None,
         log: Any = None,
         rng: random.Random | None = None,
+        on_event: Callable[[str], None] | None = None,
+        on_restart: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_event(type)``: called for each watch event received (``ADDED``,
+        ``MODIFIED``, ``DELETED``, ``BOOKMARK``, ``ERROR``); ``on_restart(reason)``: for each
+        restarted watch or retried list (the reasons of :class:`WatchStats`). Both run on
+        the loop, in the watch's path: they must be cheap and must not raise."""
         if isinstance(namespaces, str):
             raise TypeError("namespaces must be a sequence of names, not a string")
         names = tuple(dict.fromkeys(namespaces))
@@ -127,6 +135,8 @@ class PolicyWatcher:
         self._rng = rng if rng is not None else random.Random()  # noqa: S311  (jitter)
         self._cache = PolicyCache()
         self._running = False
+        self._on_event = on_event
+        self._on_restart = on_restart
 
     @property
     def server(self) -> str:
@@ -216,7 +226,7 @@ class PolicyWatcher:
         started = loop.time()
         progressed = False
         slicer = Slicer()
-        cache, received = self._cache, self.stats.received
+        cache, received, on_event = self._cache, self.stats.received, self._on_event
         async with contextlib.aclosing(
             self._transport.watch(scope.namespace, scope.version)
         ) as stream:
@@ -226,6 +236,8 @@ class PolicyWatcher:
                     scope.attempt = 0
                 type_ = str(event.get("type"))
                 received[type_] += 1
+                if on_event is not None:
+                    on_event(type_)
                 obj = event["object"]
                 version = resource_version(obj)
                 change = cache.apply(type_, obj) if type_ in _CHANGES else None
@@ -278,6 +290,8 @@ class PolicyWatcher:
 
     def _restarted(self, scope: _Scope, reason: str, error: LiveError | None = None) -> None:
         self.stats.restarts[reason] += 1
+        if self._on_restart is not None:
+            self._on_restart(reason)
         if error is None:
             self._log.debug("live watch ended", namespace=scope.label(), reason=reason)
         else:

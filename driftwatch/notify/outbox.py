@@ -29,9 +29,13 @@ import structlog
 from driftwatch.incidents import IncidentStore, Pending
 from driftwatch.notify.model import Batch, Kind, Notification, Outcome, Receiver
 
-__all__ = ["Backoff", "Limits", "Outbox"]
+__all__ = ["Backoff", "Limits", "Outbox", "OutcomeHook"]
 
 Log = Any
+OutcomeHook = Callable[[str, str], None]
+"""``on_outcome(receiver, outcome)``, outcome ``delivered``, ``retry``, ``dead_letter`` or
+``disabled`` (dead-lettered, and the receiver disabled): once per notification attempted
+(a batch's members count one each). For metrics; must be cheap and must not raise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,7 @@ class Outbox:
         poll: float = 5.0,
         limits: Mapping[str, Limits] | None = None,
         group_wait: Mapping[str, float] | None = None,
+        on_outcome: OutcomeHook | None = None,
     ) -> None:
         self.store = store
         self.receivers = dict(receivers)
@@ -111,6 +116,13 @@ class Outbox:
         ``group_wait``, else until a first look found none (left by another configuration)."""
         self.delivered = 0
         self.failed = 0
+        self.on_outcome = on_outcome
+        """Told every attempt's outcome (see :data:`OutcomeHook`)."""
+
+    def _count(self, receiver: str, outcome: str, n: int = 1) -> None:
+        if self.on_outcome is not None:
+            for _ in range(n):
+                self.on_outcome(receiver, outcome)
 
     def wake(self) -> None:
         """New notifications were enqueued: look now rather than at the next poll."""
@@ -222,6 +234,7 @@ class Outbox:
             }
             await self.store.delivered_batch(members, threads)
             self.delivered += len(members)
+            self._count(receiver.name, "delivered", len(members))
             self._log.info("notification delivered", **fields)
             return True
         return await self._not_delivered(receiver, members, outcome, fields)
@@ -241,6 +254,7 @@ class Outbox:
         if outcome.delivered:
             await self.store.delivered(pending, outcome.thread)
             self.delivered += 1
+            self._count(receiver.name, "delivered")
             self._log.info("notification delivered", **fields)
             return True
         return await self._not_delivered(receiver, [pending], outcome, fields)
@@ -255,6 +269,7 @@ class Outbox:
             attempt = pendings[0].attempts + 1
             wait = self.backoff.delay(attempt, outcome.retry_after, self._rng)
             await self.store.retry(pendings[0], now + wait, outcome.reason)
+            self._count(receiver.name, "retry", len(pendings))
             self._log.warning(
                 "notification will be retried", reason=outcome.reason, retry_in=round(wait, 3),
                 **fields,
@@ -265,6 +280,7 @@ class Outbox:
         else:
             await self.store.dead_letter_batch(pendings, outcome.reason, now)
         self.failed += len(pendings)
+        self._count(receiver.name, "disabled" if outcome.disable else "dead_letter", len(pendings))
         self._log.error("notification dead-lettered", reason=outcome.reason, **fields)
         if outcome.disable:
             await self.store.disable_receiver(receiver.name, outcome.reason, now)

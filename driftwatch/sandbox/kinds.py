@@ -5,19 +5,26 @@ members and empty ``omitempty`` fields, apply API defaults (NetworkPolicy ``poli
 and port ``protocol``; the namespace name label; pod scheduling defaults), handle unknown
 fields according to ``fieldValidation`` (``Strict``: 400; ``Warn``, the default: drop and
 warn; ``Ignore``: drop), and validate (422 ``Invalid`` naming the field).
-NetworkPolicies are validated by :func:`driftwatch.policy.parse_policy`.
+NetworkPolicies are validated by :func:`driftwatch.policy.parse_policy`, CRDs by
+:func:`driftwatch.sandbox.crds.prepare_crd`, custom objects by their CRD's schema
+(:mod:`driftwatch.sandbox.structural`, which keeps their ``null`` values where the schema
+allows them, as the real server does). Lease times must be ``MicroTime``
+(``2026-11-27T12:00:00.000000Z``, exactly six digits) and are stored in UTC.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from driftwatch.policy import PolicyError, parse_policy
+from driftwatch.sandbox.crds import prepare_crd
 from driftwatch.sandbox.errors import FieldCause, bad_request, invalid
 from driftwatch.sandbox.metadata import META_ORDER
 from driftwatch.sandbox.resources import ResourceType
+from driftwatch.sandbox.structural import check_object
 
 __all__ = ["NAMESPACE_NAME_LABEL", "Prepared", "prepare"]
 
@@ -27,6 +34,9 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 
 _TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+_CONFIG_MAP_FIELDS = frozenset(
+    {"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"}
+)
 _META_FIELDS = frozenset(META_ORDER)
 _MAP_FIELDS = frozenset({"labels", "annotations", "matchLabels", "nodeSelector"})
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -34,6 +44,19 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _MAX_ANNOTATIONS = 256 * 1024
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_MICRO_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{6})(Z|[+-]\d{2}:\d{2})"
+)
+_LEASE_FIELDS: dict[str, str] = {
+    "holderIdentity": "string",
+    "leaseDurationSeconds": "int32",
+    "leaseTransitions": "int32",
+    "acquireTime": "MicroTime",
+    "renewTime": "MicroTime",
+    "preferredHolder": "string",
+    "strategy": "string",
+}
 
 
 @dataclass(slots=True)
@@ -155,8 +178,9 @@ def _unknown_field(
 
 
 def _generic_unknown_fields(rtype: ResourceType, obj: Obj, mode: str, warnings: list[str]) -> None:
+    top = _CONFIG_MAP_FIELDS if rtype.kind == "ConfigMap" and not rtype.group else _TOP_FIELDS
     for key in list(obj):
-        if key not in _TOP_FIELDS:
+        if key not in top:
             _unknown_field(rtype, obj, key, mode, warnings)
     meta = obj.get("metadata", {})
     for key in list(meta):
@@ -249,13 +273,113 @@ def _pod(rtype: ResourceType, obj: Obj, old: Obj | None) -> Obj:
     return obj
 
 
-def prepare(rtype: ResourceType, obj: Obj, old: Obj | None, field_validation: str) -> Prepared:
-    """Default, clean and validate ``obj``; returns a new object (``obj`` is not modified)."""
+def _cannot_decode(rtype: ResourceType, detail: str) -> NoReturn:
+    raise bad_request(
+        f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: {detail}'
+    )
+
+
+def _micro_time(rtype: ResourceType, text: Any) -> str:
+    """A ``MicroTime`` in the server's form (UTC, six digits), or 400 as the real decoder."""
+    match = _MICRO_TIME.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        _cannot_decode(
+            rtype,
+            f'parsing time "{text}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse it',
+        )
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _cannot_decode(rtype, f'parsing time "{text}": day or month out of range')
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _lease(rtype: ResourceType, obj: Obj) -> Obj:
+    spec = obj.get("spec")
+    if spec is None:
+        return obj
+    if not isinstance(spec, dict):
+        _cannot_decode(rtype, "json: cannot unmarshal into Go struct field Lease.spec")
+    for key, kind in _LEASE_FIELDS.items():
+        value = spec.get(key)
+        if value is None:
+            continue
+        if kind == "MicroTime":
+            spec[key] = _micro_time(rtype, value)
+        elif (kind == "string") != isinstance(value, str) or (
+            kind == "int32" and (isinstance(value, bool) or not isinstance(value, int))
+        ):
+            _cannot_decode(
+                rtype,
+                f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+                f"LeaseSpec.spec.{key} of type {kind}",
+            )
+    return obj
+
+
+def _config_map(rtype: ResourceType, obj: Obj) -> Obj:
+    name = str(obj["metadata"]["name"])
+    for section in ("data", "binaryData"):
+        values = obj.get(section)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            _fail(rtype, name, section, "Invalid value: must be an object")
+        for key, value in values.items():
+            if len(key) > 253 or not _CONFIG_KEY.fullmatch(key):
+                _fail(
+                    rtype,
+                    name,
+                    f"{section}[{key}]",
+                    f'Invalid value: "{key}": a valid config key must consist of '
+                    "alphanumeric characters, '-', '_' or '.'",
+                )
+            if not isinstance(value, str):
+                _fail(rtype, name, f"{section}[{key}]", "Invalid value: must be a string")
+    return obj
+
+
+def _custom(rtype: ResourceType, obj: Obj, schema: Obj, mode: str, warnings: list[str]) -> Obj:
+    meta = _normalized(obj.get("metadata", {}), omit_empty=False)
+    checked = check_object({**obj, "metadata": meta}, schema)
+    for path in checked.unknown:
+        if mode == "Strict":
+            _cannot_decode(rtype, f'strict decoding error: unknown field "{path}"')
+        if mode == "Warn":
+            warnings.append(f'unknown field "{path}"')
+    name = str(meta.get("name", ""))
+    if checked.causes:
+        raise invalid(rtype.kind, rtype.group, name, checked.causes)
+    return checked.obj
+
+
+def prepare(
+    rtype: ResourceType,
+    obj: Obj,
+    old: Obj | None,
+    field_validation: str,
+    *,
+    schema: Obj | None = None,
+    now: str = "",
+) -> Prepared:
+    """Default, clean and validate ``obj``; returns a new object (``obj`` is not modified).
+    ``schema``: a custom kind's ``openAPIV3Schema``; ``now``: the server's time (CRD
+    conditions)."""
     if field_validation not in FIELD_VALIDATION:
         raise bad_request(
             f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{field_validation}"'
         )
     warnings: list[str] = []
+    if rtype.custom:
+        meta = obj.get("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request(f"{rtype.kind}.metadata must be an object")
+        if old is None and rtype.has_status:  # as the real server: create cannot set status
+            obj = {k: v for k, v in obj.items() if k != "status"}
+        obj = _custom(rtype, obj, schema or {"type": "object"}, field_validation, warnings)
+        _generic_unknown_fields(rtype, {"metadata": obj["metadata"]}, field_validation, warnings)
+        _check_metadata(rtype, obj["metadata"])
+        return Prepared(_meta_omit(obj), warnings)
     obj = _normalized(obj, omit_empty=rtype.kind == "NetworkPolicy")
     meta = obj.setdefault("metadata", {})
     if not isinstance(meta, dict):
@@ -270,6 +394,12 @@ def prepare(rtype: ResourceType, obj: Obj, old: Obj | None, field_validation: st
             obj = _namespace(obj, old)
         elif rtype.kind == "Pod":
             obj = _pod(rtype, obj, old)
+        elif rtype.kind == "Lease" and rtype.group == "coordination.k8s.io":
+            obj = _lease(rtype, obj)
+        elif rtype.kind == "ConfigMap" and rtype.group == "":
+            obj = _config_map(rtype, obj)
+        elif rtype.kind == "CustomResourceDefinition" and rtype.group == "apiextensions.k8s.io":
+            obj = prepare_crd(rtype, obj, old, now)
     return Prepared(_meta_omit(obj), warnings)
 
 

@@ -131,5 +131,12 @@ def stamp_update(rtype: ResourceType, obj: Obj, old: Obj) -> None:
             meta.pop(key, None)
     meta["resourceVersion"] = old_meta["resourceVersion"]
     if rtype.has_generation:
-        bump = 1 if obj.get("spec") != old.get("spec") else 0
+        if rtype.custom:  # everything but metadata (and status, with a status subresource)
+            skip = {"apiVersion", "kind", "metadata", *(("status",) if rtype.has_status else ())}
+            changed = {k: v for k, v in obj.items() if k not in skip} != {
+                k: v for k, v in old.items() if k not in skip
+            }
+        else:
+            changed = obj.get("spec") != old.get("spec")
+        bump = 1 if changed else 0
         meta["generation"] = int(old_meta.get("generation", 1)) + bump

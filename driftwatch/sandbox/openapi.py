@@ -4,7 +4,8 @@ kubectl needs these for ``apply``: it looks for the PATCH operation of the kind 
 its ``x-kubernetes-group-version-kind``) and, when that operation declares the
 ``fieldValidation`` query parameter, leaves validation to the server instead of refusing
 with "failed to download openapi". It also computes strategic merge patches and ``explain``
-output from the component schemas. ``/openapi/v2`` is not served (404).
+output from the component schemas. ``/openapi/v2`` is not served (404). Custom kinds are
+described by their CRD's schema, as on the real server.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import hashlib
 import json
 from typing import Any
 
-from driftwatch.sandbox.operations import PATCH_TYPES
+from driftwatch.sandbox.operations import PATCH_TYPES, STRATEGIC_MERGE_PATCH
 from driftwatch.sandbox.resources import Registry, ResourceType
-from driftwatch.sandbox.schemas import META, SCHEMAS, ref
+from driftwatch.sandbox.schemas import META, SCHEMAS, custom_schemas, ref
 
 __all__ = ["OpenAPI"]
 
@@ -69,8 +70,11 @@ def _op(rtype: ResourceType, action: str, op_id: str, schema: str, params: list[
     if action in ("post", "put"):
         operation["requestBody"] = {"content": _content(ref(rtype.schema)), "required": True}
     if action == "patch":
+        # kubectl apply sends a strategic merge patch only where this lists it: custom kinds
+        # take none (the real server answers 415), so kubectl sends them a merge patch.
+        types = [t for t in PATCH_TYPES if not (rtype.custom and t == STRATEGIC_MERGE_PATCH)]
         operation["requestBody"] = {
-            "content": {t: {"schema": {"type": "object"}} for t in PATCH_TYPES},
+            "content": {t: {"schema": {"type": "object"}} for t in types},
             "required": True,
         }
         operation["parameters"] = [*params, _query("force", _BOOL_QUERY)]
@@ -116,16 +120,16 @@ def _paths(rtype: ResourceType) -> Obj:
     return paths
 
 
-def _reachable(roots: list[str]) -> dict[str, Obj]:
+def _reachable(roots: list[str], schemas: dict[str, Obj]) -> dict[str, Obj]:
     """The component schemas ``roots`` refer to, transitively."""
     found: dict[str, Obj] = {}
     stack = list(roots)
     while stack:
         name = stack.pop()
-        if name in found or name not in SCHEMAS:
+        if name in found or name not in schemas:
             continue
-        found[name] = SCHEMAS[name]
-        text = json.dumps(SCHEMAS[name])
+        found[name] = schemas[name]
+        text = json.dumps(schemas[name])
         prefix = '"#/components/schemas/'
         start = text.find(prefix)
         while start >= 0:
@@ -136,10 +140,30 @@ def _reachable(roots: list[str]) -> dict[str, Obj]:
 
 
 class OpenAPI:
-    """The documents, built once per registry; each carries a content hash in the index."""
+    """The documents, built from the registry (again whenever a CRD changed it); each
+    carries a content hash in the index."""
 
     def __init__(self, registry: Registry, server_version: str) -> None:
-        self.documents: dict[str, bytes] = {}
+        self.registry = registry
+        self.server_version = server_version
+        self._documents: dict[str, bytes] = {}
+        self._generation = -1
+
+    @property
+    def documents(self) -> dict[str, bytes]:
+        if self._generation != self.registry.generation:
+            self._documents = self._build()
+            self._generation = self.registry.generation
+        return self._documents
+
+    def _build(self) -> dict[str, bytes]:
+        registry = self.registry
+        schemas = dict(SCHEMAS)
+        for type_key, schema in registry.schemas.items():
+            rtype = registry.get(*type_key)
+            if rtype is not None:
+                schemas.update(custom_schemas(rtype.group, rtype.version, rtype.kind, schema))
+        documents: dict[str, bytes] = {}
         for group, version in registry.group_versions():
             types = registry.in_group_version(group, version)
             paths: Obj = {}
@@ -149,12 +173,13 @@ class OpenAPI:
                 roots += [rtype.schema, rtype.schema + "List"]
             document = {
                 "openapi": "3.0.0",
-                "info": {"title": "Kubernetes", "version": server_version},
+                "info": {"title": "Kubernetes", "version": self.server_version},
                 "paths": paths,
-                "components": {"schemas": _reachable(roots)},
+                "components": {"schemas": _reachable(roots, schemas)},
             }
             key = f"apis/{group}/{version}" if group else f"api/{version}"
-            self.documents[key] = json.dumps(document, separators=(",", ":")).encode()
+            documents[key] = json.dumps(document, separators=(",", ":")).encode()
+        return documents
 
     def index(self) -> Obj:
         return {

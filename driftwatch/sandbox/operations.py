@@ -17,7 +17,7 @@ from typing import Any
 
 from driftwatch.sandbox import managed
 from driftwatch.sandbox.deletion import DeleteVerbs
-from driftwatch.sandbox.errors import ApiError, already_exists, bad_request, not_found
+from driftwatch.sandbox.errors import ApiError, already_exists, bad_request, invalid, not_found
 from driftwatch.sandbox.kinds import prepare
 from driftwatch.sandbox.metadata import (
     check_preconditions,
@@ -103,6 +103,9 @@ class Operations(DeleteVerbs):
 
     def now(self) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+
+    def _schema(self, rtype: ResourceType) -> Obj | None:
+        return self.store.registry.schemas.get(rtype.key) if rtype.custom else None
 
     # --- reads --------------------------------------------------------------------------
 
@@ -214,7 +217,9 @@ class Operations(DeleteVerbs):
         self._scope(rtype, namespace, meta)
         if not meta.get("name") and isinstance(meta.get("generateName"), str):
             meta["name"] = generate_name(meta["generateName"])
-        prepared = prepare(rtype, obj, None, opts.field_validation)
+        prepared = prepare(
+            rtype, obj, None, opts.field_validation, schema=self._schema(rtype), now=self.now()
+        )
         obj, meta = prepared.obj, prepared.obj["metadata"]
         if rtype.namespaced and namespace is not None:
             self._require_namespace(namespace, opts)
@@ -245,9 +250,29 @@ class Operations(DeleteVerbs):
         opts: WriteOptions,
         *,
         subresource: str = "",
+        unconditional: bool = False,
     ) -> WriteResult:
+        """PUT. Custom kinds need the object's resourceVersion, as on the real server (its
+        built-in kinds allow an unconditional update); ``unconditional`` (Python callers:
+        seeding, ``put_object``) writes over whatever is stored."""
         old = self.get(rtype, namespace, name)
-        return self._update(rtype, old, self._decode(rtype, body), opts, subresource=subresource)
+        obj = self._decode(rtype, body)
+        if unconditional:
+            obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        elif rtype.custom and not obj["metadata"].get("resourceVersion"):
+            raise invalid(
+                rtype.kind,
+                rtype.group,
+                name,
+                [
+                    (
+                        "FieldValueInvalid",
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )
+                ],
+            )
+        return self._update(rtype, old, obj, opts, subresource=subresource)
 
     def _update(
         self,
@@ -271,7 +296,9 @@ class Operations(DeleteVerbs):
         self._scope(rtype, namespace, meta)
         check_preconditions(rtype, meta, old_meta)
         obj = keep_status(rtype, obj, old, subresource)
-        prepared = prepare(rtype, obj, old, opts.field_validation)
+        prepared = prepare(
+            rtype, obj, old, opts.field_validation, schema=self._schema(rtype), now=self.now()
+        )
         obj, meta = prepared.obj, prepared.obj["metadata"]
         stamp_update(rtype, obj, old)
         sent = managed.decode_entries(meta.pop("managedFields", None))
@@ -322,6 +349,13 @@ class Operations(DeleteVerbs):
                     raise PatchError("a merge patch must be a JSON object", 400)
                 patched = merge_patch(old, patch)
             elif patch_type == STRATEGIC_MERGE_PATCH:
+                if rtype.custom:  # as the real server: custom kinds have no patch strategies
+                    raise ApiError(
+                        415,
+                        "UnsupportedMediaType",
+                        f"the body of the request was in an unknown format - accepted media "
+                        f"types include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}",
+                    )
                 patched = strategic_merge_patch(old, patch)
             else:
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type}")

@@ -1,25 +1,49 @@
 """The kinds the sandbox serves, described once: discovery, OpenAPI, routing and the store
 all read this registry, so adding a kind is one :class:`ResourceType` entry.
+
+The registry changes at run time when a CustomResourceDefinition is created, changed or
+deleted (:mod:`driftwatch.sandbox.crds`): its ``generation`` grows on every change, so the
+OpenAPI documents know to rebuild, and custom kinds carry their CRD's schema.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ALL_VERBS",
+    "CONFIG_MAPS",
     "CORE_TYPES",
+    "CUSTOM_RESOURCE_DEFINITIONS",
     "LEASES",
     "NAMESPACES",
     "NETWORK_POLICIES",
     "PODS",
+    "PrinterColumn",
     "Registry",
     "ResourceType",
+    "TypeKey",
     "default_registry",
 ]
 
+TypeKey = tuple[str, str, str]
+"""(group, version, plural): what identifies a resource type across registry changes."""
+
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterColumn:
+    """A CRD's ``additionalPrinterColumns`` entry: a ``kubectl get`` column."""
+
+    name: str
+    type: str
+    json_path: str
+    priority: int = 0
+    format: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +68,17 @@ class ResourceType:
     has_generation: bool = False
     has_status: bool = False
     field_labels: tuple[str, ...] = ()
+    custom: bool = False
+    printer_columns: tuple[PrinterColumn, ...] = ()
+    singular_name: str = ""
+
+    @property
+    def key(self) -> TypeKey:
+        return (self.group, self.version, self.plural)
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
 
     @property
     def api_version(self) -> str:
@@ -115,19 +146,65 @@ LEASES = ResourceType(
     namespaced=True,
     schema="io.k8s.api.coordination.v1.Lease",
 )
-CORE_TYPES = (NETWORK_POLICIES, NAMESPACES, PODS, LEASES)
+CONFIG_MAPS = ResourceType(
+    group="",
+    version="v1",
+    plural="configmaps",
+    kind="ConfigMap",
+    namespaced=True,
+    schema="io.k8s.api.core.v1.ConfigMap",
+    short_names=("cm",),
+)
+CUSTOM_RESOURCE_DEFINITIONS = ResourceType(
+    group="apiextensions.k8s.io",
+    version="v1",
+    plural="customresourcedefinitions",
+    kind="CustomResourceDefinition",
+    namespaced=False,
+    schema="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    short_names=("crd", "crds"),
+    categories=("api-extensions",),
+    has_generation=True,
+    has_status=True,
+)
+CORE_TYPES = (
+    NETWORK_POLICIES,
+    NAMESPACES,
+    PODS,
+    LEASES,
+    CONFIG_MAPS,
+    CUSTOM_RESOURCE_DEFINITIONS,
+)
 
 
 class Registry:
     """Lookup of resource types by group/version/plural and by kind."""
 
     def __init__(self, types: Iterable[ResourceType]) -> None:
-        self._types: dict[tuple[str, str, str], ResourceType] = {}
+        self._types: dict[TypeKey, ResourceType] = {}
+        self.schemas: dict[TypeKey, dict[str, Any]] = {}
+        """The ``openAPIV3Schema`` of each custom kind."""
+        self.generation = 0
+        """Grows on every change (the OpenAPI documents rebuild when it moved)."""
         for rtype in types:
             self.add(rtype)
 
-    def add(self, rtype: ResourceType) -> None:
-        self._types[(rtype.group, rtype.version, rtype.plural)] = rtype
+    def add(self, rtype: ResourceType, schema: dict[str, Any] | None = None) -> None:
+        """Serve ``rtype`` (replacing the type of the same group/version/plural)."""
+        self._types[rtype.key] = rtype
+        if schema is not None:
+            self.schemas[rtype.key] = schema
+        else:
+            self.schemas.pop(rtype.key, None)
+        self.generation += 1
+
+    def remove(self, key: TypeKey) -> ResourceType | None:
+        """Stop serving a type; returns it (None if it was not served)."""
+        self.schemas.pop(key, None)
+        rtype = self._types.pop(key, None)
+        if rtype is not None:
+            self.generation += 1
+        return rtype
 
     def __iter__(self) -> Iterator[ResourceType]:
         return iter(self._types.values())
@@ -154,5 +231,5 @@ class Registry:
 
 
 def default_registry() -> Registry:
-    """NetworkPolicies, Namespaces, Pods and Leases."""
+    """NetworkPolicies, Namespaces, Pods, Leases, ConfigMaps and CustomResourceDefinitions."""
     return Registry(CORE_TYPES)

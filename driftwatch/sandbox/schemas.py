@@ -1,8 +1,9 @@
 """OpenAPI v3 component schemas of the served kinds, named as the real server names them.
 
 Complete for NetworkPolicy and object metadata (kubectl computes ``apply`` patches and
-``explain`` output from them); Pod and Namespace carry the commonly used fields and keep
-unknown ones. The list and patch annotations (``x-kubernetes-list-type``,
+``explain`` output from them); Pod, Namespace and CustomResourceDefinition carry the commonly
+used fields and keep unknown ones. Custom kinds get theirs from their CRD
+(:func:`custom_schemas`). The list and patch annotations (``x-kubernetes-list-type``,
 ``x-kubernetes-patch-strategy``, ``x-kubernetes-patch-merge-key``) match the Go types.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SCHEMAS", "ref"]
+__all__ = ["SCHEMAS", "custom_schemas", "ref", "schema_name"]
 
 Obj = dict[str, Any]
 
@@ -18,6 +19,7 @@ META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 NET = "io.k8s.api.networking.v1."
 CORE = "io.k8s.api.core.v1."
 COORD = "io.k8s.api.coordination.v1."
+APIEXT = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 
 STR: Obj = {"type": "string", "default": ""}
@@ -27,6 +29,28 @@ INT64: Obj = {"type": "integer", "format": "int64"}
 BOOL: Obj = {"type": "boolean"}
 STR_MAP: Obj = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
 LOOSE: Obj = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def schema_name(group: str, version: str, kind: str) -> str:
+    """A custom kind's definition name, as the real server writes it: the group reversed
+    (``driftwatch.io`` → ``io.driftwatch.v1.DriftIncident``)."""
+    return ".".join([*reversed(group.split(".")), version, kind])
+
+
+def custom_schemas(group: str, version: str, kind: str, schema: Obj) -> dict[str, Obj]:
+    """The component schemas of a custom kind and its list, from its ``openAPIV3Schema``:
+    ``apiVersion``, ``kind`` and ``metadata`` as on every kind, the rest as written."""
+    name = schema_name(group, version, kind)
+    item: Obj = {k: v for k, v in schema.items() if k != "properties"}
+    item["type"] = "object"
+    item["properties"] = {
+        **(schema.get("properties") or {}),
+        "apiVersion": OPT_STR,
+        "kind": OPT_STR,
+        "metadata": _ref(META + "ObjectMeta"),
+    }
+    item["x-kubernetes-group-version-kind"] = [{"group": group, "kind": kind, "version": version}]
+    return {name: item, name + "List": _list(group, version, kind, name)}
 
 
 def ref(name: str) -> Obj:
@@ -64,11 +88,14 @@ def _keyed(items: Obj, key: str) -> Obj:
     }
 
 
-def _kind(group: str, version: str, kind: str, spec: str | None, status: str | None) -> Obj:
+def _kind(
+    group: str, version: str, kind: str, spec: str | None, status: str | None, **fields: Obj
+) -> Obj:
     properties: Obj = {
         "apiVersion": OPT_STR,
         "kind": OPT_STR,
         "metadata": _ref(META + "ObjectMeta", {}),
+        **fields,
     }
     if spec:
         properties["spec"] = _ref(spec, {})
@@ -274,6 +301,55 @@ SCHEMAS: dict[str, Obj] = {
         ("containerPort",),
     ),
     CORE + "PodStatus": {**_obj({"phase": OPT_STR, "podIP": OPT_STR}), **LOOSE},
+    CORE + "ConfigMap": _kind(
+        "",
+        "v1",
+        "ConfigMap",
+        None,
+        None,
+        binaryData={"type": "object", "additionalProperties": {"type": "string"}},
+        data=STR_MAP,
+        immutable=BOOL,
+    ),
+    CORE + "ConfigMapList": _list("", "v1", "ConfigMap", CORE + "ConfigMap"),
+    # --- apiextensions.k8s.io/v1 --------------------------------------------------------
+    APIEXT + "CustomResourceDefinition": _kind(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        APIEXT + "CustomResourceDefinitionSpec",
+        APIEXT + "CustomResourceDefinitionStatus",
+    ),
+    APIEXT + "CustomResourceDefinitionList": _list(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        APIEXT + "CustomResourceDefinition",
+    ),
+    APIEXT + "CustomResourceDefinitionSpec": {
+        **_obj(
+            {
+                "group": STR,
+                "names": LOOSE,
+                "scope": STR,
+                "versions": _atomic(LOOSE),
+                "conversion": LOOSE,
+                "preserveUnknownFields": BOOL,
+            },
+            ("group", "names", "scope", "versions"),
+        ),
+        "x-kubernetes-preserve-unknown-fields": True,
+    },
+    APIEXT + "CustomResourceDefinitionStatus": {
+        **_obj(
+            {
+                "acceptedNames": LOOSE,
+                "conditions": _keyed(LOOSE, "type"),
+                "storedVersions": _atomic({"type": "string", "default": ""}),
+            }
+        ),
+        "x-kubernetes-preserve-unknown-fields": True,
+    },
     # --- coordination.k8s.io/v1 ---------------------------------------------------------
     COORD + "Lease": _kind("coordination.k8s.io", "v1", "Lease", COORD + "LeaseSpec", None),
     COORD + "LeaseList": _list("coordination.k8s.io", "v1", "Lease", COORD + "Lease"),

@@ -86,7 +86,7 @@ def seed_paths(
                 body = _annotated(data, namespace)
                 name = body["metadata"].get("name")
                 if isinstance(name, str) and ops.store.get(rtype, namespace, name) is not None:
-                    result = ops.replace(rtype, namespace, name, body, options)
+                    result = ops.replace(rtype, namespace, name, body, options, unconditional=True)
                 else:
                     result = ops.create(rtype, namespace, body, options)
             except ApiError as error:

@@ -30,6 +30,7 @@ from typing import Any, ParamSpec, TypeVar
 from aiohttp import web
 
 from driftwatch.sandbox.app import build_app
+from driftwatch.sandbox.crds import CrdController
 from driftwatch.sandbox.discovery import SERVER_VERSION
 from driftwatch.sandbox.faults import Faults
 from driftwatch.sandbox.handlers import ApiHandlers, ServerInfo
@@ -78,6 +79,7 @@ class Sandbox:
         self.ops = Operations(
             self.store, auto_create_namespaces=auto_create_namespaces, clock=clock
         )
+        self.crds = CrdController(self.store).attach()
         self.faults = Faults(self.store)
         self.token = token
         self.require_auth = require_auth
@@ -193,7 +195,7 @@ class Sandbox:
         body.setdefault("metadata", {}).pop("resourceVersion", None)
         name = body["metadata"].get("name")
         if isinstance(name, str) and self.store.get(rtype, namespace, name) is not None:
-            return self.ops.replace(rtype, namespace, name, body, options).obj
+            return self.ops.replace(rtype, namespace, name, body, options, unconditional=True).obj
         return self.ops.create(rtype, namespace, body, options).obj
 
     def get_object(

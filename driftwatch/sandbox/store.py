@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from driftwatch.sandbox.errors import ApiError, bad_request, expired
-from driftwatch.sandbox.resources import Registry, ResourceType
+from driftwatch.sandbox.resources import Registry, ResourceType, TypeKey
 from driftwatch.sandbox.selectors import Selector
 
 __all__ = ["Change", "Event", "EventType", "Store", "Watcher"]
@@ -92,7 +92,7 @@ class Watcher:
     abrupt: bool = False
 
     def offer(self, event: Event) -> None:
-        if event.rtype is not self.rtype:
+        if event.rtype.key != self.rtype.key:
             return
         if self.namespace is not None and event.obj["metadata"].get("namespace") != self.namespace:
             return
@@ -120,13 +120,18 @@ class Store:
     def __init__(self, registry: Registry, *, history_limit: int = 10_000) -> None:
         self.registry = registry
         self.history_limit = history_limit
-        self._objects: dict[ResourceType, dict[Key, Obj]] = {t: {} for t in registry}
+        self._objects: dict[TypeKey, dict[Key, Obj]] = {t.key: {} for t in registry}
         self._revision = 0
         self._history: deque[Event] = deque()
         self._compacted = 0
         self._watchers: set[Watcher] = set()
         self._encoded: dict[int, tuple[Obj, bytes]] = {}
         self.changes: list[Change] = []
+        self.listeners: list[Callable[[Event], None]] = []
+        """Called after every commit (the CRD controller registers kinds from here)."""
+
+    def _bucket(self, rtype: ResourceType) -> dict[Key, Obj]:
+        return self._objects.setdefault(rtype.key, {})
 
     # --- reading ------------------------------------------------------------------------
 
@@ -141,13 +146,13 @@ class Store:
         return self._compacted
 
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj | None:
-        return self._objects[rtype].get((namespace or "", name))
+        return self._bucket(rtype).get((namespace or "", name))
 
     def select(
         self, rtype: ResourceType, namespace: str | None = None, selector: Selector | None = None
     ) -> list[Obj]:
         """Matching objects in etcd key order (namespace, then name)."""
-        objects = self._objects[rtype]
+        objects = self._bucket(rtype)
         keys = (
             sorted(objects)
             if namespace is None
@@ -159,7 +164,7 @@ class Store:
         return items
 
     def count(self, rtype: ResourceType) -> int:
-        return len(self._objects[rtype])
+        return len(self._bucket(rtype))
 
     # --- writing ------------------------------------------------------------------------
 
@@ -174,13 +179,14 @@ class Store:
         rv = str(self._revision)
         obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": rv}}
         key = object_key(obj)
-        replaced = self._objects[rtype].get(key)
+        bucket = self._bucket(rtype)
+        replaced = bucket.get(key)
         if replaced is not None:
             self._encoded.pop(id(replaced), None)
         if type_ == "DELETED":
-            self._objects[rtype].pop(key, None)
+            bucket.pop(key, None)
         else:
-            self._objects[rtype][key] = obj
+            bucket[key] = obj
         event = Event(type_, rtype, obj, old, self._revision)
         self._history.append(event)
         while len(self._history) > self.history_limit:
@@ -202,6 +208,8 @@ class Store:
             )
         )
         log.debug("%s %s %s/%s rv=%s by %s", type_, rtype.plural, key[0], key[1], rv, manager)
+        for listener in list(self.listeners):
+            listener(event)
         return obj
 
     def encoded(self, obj: Obj, encode: Callable[[Obj], bytes]) -> bytes:
@@ -265,16 +273,16 @@ class Store:
         return iter(list(self._watchers))
 
     def watcher_count(self, rtype: ResourceType | None = None) -> int:
-        return sum(1 for w in self._watchers if rtype is None or w.rtype is rtype)
+        return sum(1 for w in self._watchers if rtype is None or w.rtype.key == rtype.key)
 
     # --- faults -------------------------------------------------------------------------
 
-    def cut_watches(self, *, abrupt: bool = False) -> int:
-        """End every open watch stream; returns how many there were."""
-        watchers = list(self._watchers)
+    def cut_watches(self, *, abrupt: bool = False, rtype: ResourceType | None = None) -> int:
+        """End every open watch stream (of ``rtype``); returns how many there were."""
+        watchers = [w for w in self._watchers if rtype is None or w.rtype.key == rtype.key]
         for watcher in watchers:
             watcher.close(abrupt=abrupt)
-        self._watchers.clear()
+            self._watchers.discard(watcher)
         return len(watchers)
 
     def compact(self, revision: int | None = None) -> int:

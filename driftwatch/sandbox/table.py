@@ -1,5 +1,6 @@
 """Server-side printing: the ``meta.k8s.io`` ``Table`` that ``kubectl get`` asks for, with the
-real server's columns (NetworkPolicy: NAME, POD-SELECTOR, AGE).
+real server's columns (NetworkPolicy: NAME, POD-SELECTOR, AGE; a custom kind: NAME and its
+CRD's ``additionalPrinterColumns``, or NAME, AGE when it declares none).
 
 Asked for with ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io``. Rows carry the
 object's metadata as ``PartialObjectMetadata`` (``includeObject=Metadata``, the default),
@@ -15,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from driftwatch.policy.parse import parse_label_selector
-from driftwatch.sandbox.resources import ResourceType
+from driftwatch.sandbox.resources import PrinterColumn, ResourceType
 
-__all__ = ["human_duration", "table_version", "to_table"]
+__all__ = ["human_duration", "json_path", "table_version", "to_table"]
 
 Obj = dict[str, Any]
 Cell = Callable[[Obj], Any]
@@ -64,16 +65,54 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
+def _since(stamp: Any, now: float) -> str:
+    if not isinstance(stamp, str):
+        return "<unknown>"
+    try:
+        created = calendar.timegm(time.strptime(stamp[:19] + "Z", "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return "<unknown>"
+    return human_duration(now - created)
+
+
 def _age(now: float) -> Cell:
     def cell(obj: Obj) -> str:
-        stamp = obj.get("metadata", {}).get("creationTimestamp")
-        if not isinstance(stamp, str):
-            return "<unknown>"
-        try:
-            created = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
-        except ValueError:
-            return "<unknown>"
-        return human_duration(now - created)
+        return _since(obj.get("metadata", {}).get("creationTimestamp"), now)
+
+    return cell
+
+
+def json_path(obj: Any, path: str) -> Any:
+    """A printer column's simple JSONPath (``.status.state``, ``.spec.items[0].name``,
+    ``{.a.b}``): the value, or None when a step is missing."""
+    text = path.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    node: Any = obj
+    for step in text.lstrip(".").split("."):
+        name, _, index = step.partition("[")
+        if name:
+            node = node.get(name) if isinstance(node, dict) else None
+        if index:
+            position = index.rstrip("]")
+            if not position.isdigit() or not isinstance(node, list):
+                return None
+            node = node[int(position)] if int(position) < len(node) else None
+        if node is None:
+            return None
+    return node
+
+
+def _printer(column: PrinterColumn, now: float) -> Cell:
+    def cell(obj: Obj) -> Any:
+        value = json_path(obj, column.json_path)
+        if value is None:
+            return None
+        if column.type == "date":
+            return _since(value, now)
+        if isinstance(value, dict | list):
+            return str(value)
+        return value
 
     return cell
 
@@ -112,7 +151,19 @@ def _columns(rtype: ResourceType, now: float) -> list[tuple[str, str, int, Cell]
     name: tuple[str, str, int, Cell] = ("Name", "string", 0, _path("metadata", "name"))
     age: tuple[str, str, int, Cell] = ("Age", "string", 0, _age(now))
     extra: list[tuple[str, str, int, Cell]] = []
-    if rtype.kind == "NetworkPolicy":
+    if rtype.custom:
+        if not rtype.printer_columns:
+            return [name, age]
+        return [
+            name,
+            *((c.name, c.type, c.priority, _printer(c, now)) for c in rtype.printer_columns),
+        ]
+    if rtype.kind == "CustomResourceDefinition":
+        created = _path("metadata", "creationTimestamp")
+        return [name, ("Created At", "date", 0, created)]
+    if rtype.kind == "ConfigMap":
+        extra = [("Data", "integer", 0, lambda o: len(o.get("data") or {}))]
+    elif rtype.kind == "NetworkPolicy":
         extra = [("Pod-Selector", "string", 0, _pod_selector)]
     elif rtype.kind == "Namespace":
         extra = [("Status", "string", 0, _path("status", "phase"))]

@@ -18,6 +18,7 @@ from driftwatch.settings.models import (
     RuleSettings,
     Settings,
 )
+from driftwatch.settings.server import HaSettings, ServerSettings, parse_listen
 from driftwatch.values.durations import Duration, at_least, format_duration, parse_duration
 from driftwatch.values.secrets import LoadContext, secret_values
 
@@ -26,11 +27,13 @@ __all__ = [
     "DesiredSettings",
     "Duration",
     "GitDesiredSettings",
+    "HaSettings",
     "IgnoreSettings",
     "LoadContext",
     "LogSettings",
     "PolicyIgnore",
     "RuleSettings",
+    "ServerSettings",
     "Settings",
     "SettingsError",
     "at_least",
@@ -39,6 +42,7 @@ __all__ = [
     "format_duration",
     "load_settings",
     "parse_duration",
+    "parse_listen",
     "parse_settings",
     "render_link",
     "require_desired",

@@ -48,6 +48,7 @@ from driftwatch.settings.notify import (
     SilenceSettings,
     StateSettings,
 )
+from driftwatch.settings.server import HaSettings, ServerSettings
 from driftwatch.values.durations import Duration, at_least, at_most
 from driftwatch.values.secrets import (
     SecretFileModel,
@@ -354,6 +355,10 @@ class Settings(_Model):
     """Announce incidents that open within this window after a first one in one message per
     receiver (0: each at once, in real time). A notifier's own ``group_wait`` overrides it;
     receivers that cannot batch (``pagerduty``) are never delayed."""
+    server: ServerSettings | None = None
+    """The HTTP server (probes, metrics, incidents API, Git push hook); null: none."""
+    ha: HaSettings = Field(default_factory=HaSettings)
+    """High availability: replicas, leader election, where incidents are shared."""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -387,6 +392,26 @@ class Settings(_Model):
                         f"{', '.join(unknown)}: not a configured notifier (configured: {known})",
                     )
                 )
+        if (
+            settings.server is not None
+            and settings.server.git_webhook_secret is not None
+            and settings.desired is not None
+            and settings.desired.git is None
+        ):
+            problems.append(
+                custom_error(
+                    ("server", "git_webhook_secret_file"),
+                    "the Git push hook needs desired.git (desired.path is read once)",
+                )
+            )
+        if settings.ha.enabled and not settings.notifiers:
+            problems.append(
+                custom_error(
+                    ("ha", "enabled"),
+                    "several replicas need notifiers: (only the leader notifies; without "
+                    "them every replica would print every drift)",
+                )
+            )
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return settings
