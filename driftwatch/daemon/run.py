@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +114,10 @@ DEAD_LETTER_SCAN = 10_000
 """``driftwatch_dead_letters`` counts at most this many (the store lists, it does not count)."""
 
 
+async def _nothing(commit: str | None, error: DesiredStateError | None) -> None:
+    return None
+
+
 def _single() -> Role:
     return "single"
 
@@ -168,6 +172,11 @@ class Daemon:
         self.on_event: Callable[[DriftEvent, float], None] | None = None
         """Called with each event and the ``time.perf_counter()`` its input arrived at
         (for latency measurement), before the notifiers."""
+        self.on_desired: Callable[[str | None, DesiredStateError | None], Awaitable[None]]
+        self.on_desired = _nothing
+        """Awaited after every Git fetch: ``(commit, None)`` when the desired state at
+        ``commit`` was read (or was already current), ``(commit or None, error)`` when the
+        fetch (commit ``None``) or the commit's reading failed."""
         self._queue: asyncio.Queue[tuple[Input, float]] = asyncio.Queue()
         self._git_cache = git_cache
         self._executor = executor
@@ -332,7 +341,10 @@ class Daemon:
                 )
                 if self.metrics is not None:
                     self.metrics.git_synced(time.time())
-                if commit in (self.desired_commit, failed):
+                if commit == failed:
+                    continue
+                if commit == self.desired_commit:
+                    await self.on_desired(commit, None)
                     continue
                 state = await self._load_off_loop(commit)
             except DesiredStateError as error:
@@ -346,9 +358,11 @@ class Daemon:
                 elif self.metrics is not None:
                     self.metrics.desired_load_failed()  # fetched, but the commit is broken
                 failed = commit  # None when the fetch itself failed: retried next time
+                await self.on_desired(commit, error)
                 continue
             failed = None
             self._accept(state)
+            await self.on_desired(commit, None)
 
     def _accept(self, state: DesiredState) -> None:
         self.log.info(
