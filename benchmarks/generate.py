@@ -13,41 +13,14 @@ from typing import Any
 
 import yaml
 
+from driftwatch.bench.world import generate_policy
+
 __all__ = ["generate", "write_desired_by_namespace", "write_state"]
 
 
 def _policy(rng: random.Random, ns: str, i: int, rules: int = 2, peers: int = 2) -> dict[str, Any]:
-    app = f"app-{i}"
-    ingress = []
-    for r in range(rules):
-        ingress.append(
-            {
-                "from": [
-                    {"podSelector": {"matchLabels": {"app": f"client-{rng.randrange(50)}"}}}
-                    if p % 2 == 0
-                    else {
-                        "namespaceSelector": {
-                            "matchLabels": {
-                                "kubernetes.io/metadata.name": f"ns-{rng.randrange(20)}"
-                            }
-                        },
-                        "podSelector": {"matchLabels": {"role": f"r{r}{p}"}},
-                    }
-                    for p in range(peers)
-                ],
-                "ports": [{"port": 8000 + rng.randrange(1000)}, {"protocol": "UDP", "port": 53}],
-            }
-        )
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": f"{app}-policy", "namespace": ns, "labels": {"team": f"t{i % 7}"}},
-        "spec": {
-            "podSelector": {"matchLabels": {"app": app}},
-            "ingress": ingress,
-            "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}],
-        },
-    }
+    # One generator for the benchmarks and `driftwatch bench` (the same policies, seed for seed).
+    return generate_policy(rng, ns, i, rules, peers)
 
 
 def _as_served(obj: dict[str, Any], rv: int) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import yaml
 from kubernetes_asyncio import client, config
 
 from driftwatch.drift import DriftEvent, EventKind, compare
-from driftwatch.incidents import IncidentState, IncidentStore, Outgoing, SqliteStore
+from driftwatch.incidents import Incident, IncidentState, IncidentStore, Outgoing, SqliteStore
 from driftwatch.incidents.driftincident import label_value, object_name
 from driftwatch.incidents.kubernetes import KubernetesStore, KubernetesStoreError
 from driftwatch.notify.model import Kind, Outcome
@@ -616,7 +616,7 @@ async def test_api_errors_are_retried_when_transient_and_name_the_object_when_no
 
 
 @async_test
-async def test_an_unreadable_object_is_named() -> None:
+async def test_an_unreadable_object_is_named_and_skipped_the_rest_loads() -> None:
     async with cluster() as (sb, api):
         broken = {
             "apiVersion": "driftwatch.io/v1",
@@ -627,8 +627,18 @@ async def test_an_unreadable_object_is_named() -> None:
             "status": {"state": "open"},
         }  # fmt: skip
         sb.put_object(broken)
-        with pytest.raises(KubernetesStoreError, match=f"DriftIncident {NS}/broken: cannot be"):
-            await KubernetesStore(api, NS).open()
+        store = await KubernetesStore(api, NS).open()  # a hand-made object stops nobody
+        (why,) = store.skipped
+        assert why.startswith(f"DriftIncident {NS}/broken: cannot be read as an incident")
+        db = PolicyKey("prod", "shop", "db")
+        incident = Incident(
+            "prod/shop/db#1", db, 1, IncidentState.OPEN, "high", "modified", "fp",
+            "2026-11-27T10:00:00.000Z", "2026-11-27T10:00:00.000Z", None, None, {},
+        )  # fmt: skip
+        await store.save(incident, (), 0.0)
+        again = await KubernetesStore(api, NS).open()
+        assert (await again.open_incident(db)) == incident
+        assert len(again.skipped) == 1
 
 
 @pytest.mark.kubectl

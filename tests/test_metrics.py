@@ -239,11 +239,15 @@ async def test_notification_outcomes_outbox_and_store_backed_gauges(tmp_path: Pa
                 assert value(waiting, "driftwatch_drifts_open", severity="critical") == 1
                 assert value(waiting, "driftwatch_drift_oldest_open_seconds") >= 0
 
+                # (a scrape reads the store before it renders the counters: a delivery that
+                # lands in between shows in the counter before the gauge, so wait for both)
                 delivered = await eventually(
                     daemon,
-                    lambda s: value(s, "driftwatch_notifications_total", outcome="delivered") == 1,
+                    lambda s: (
+                        value(s, "driftwatch_notifications_total", outcome="delivered") == 1
+                        and value(s, "driftwatch_outbox_pending") == 0
+                    ),
                 )
-                assert value(delivered, "driftwatch_outbox_pending") == 0
                 assert value(delivered, "driftwatch_dead_letters") == 0
 
                 # A permanent refusal: dead-lettered.
@@ -253,9 +257,9 @@ async def test_notification_outcomes_outbox_and_store_backed_gauges(tmp_path: Pa
                     daemon,
                     lambda s: (
                         value(s, "driftwatch_notifications_total", outcome="dead_letter") == 1
+                        and value(s, "driftwatch_dead_letters") == 1
                     ),
                 )
-                assert value(dead, "driftwatch_dead_letters") == 1
                 assert value(dead, "driftwatch_drifts_open", severity="critical") == 2
         finally:
             await notifications.close()

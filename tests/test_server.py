@@ -398,3 +398,12 @@ def test_metrics_objects_do_not_share_state() -> None:
     one.watch_restart("expired")
     assert 'driftwatch_watch_restarts_total{reason="expired"} 1.0' in one.render()[0].decode()
     assert 'reason="expired"' not in two.render()[0].decode()
+
+
+def test_an_open_drift_count_goes_back_to_zero_for_any_severity_seen() -> None:
+    metrics = Metrics(version="1")
+    metrics.set_open_drifts({"none": 1, "high": 1}, 5.0)
+    metrics.set_open_drifts({}, 0.0)  # both resolved
+    found = families(metrics.render("")[0].decode())
+    opened = {s.labels["severity"]: s.value for s in found["driftwatch_drifts_open"].samples}
+    assert opened == {"info": 0, "low": 0, "medium": 0, "high": 0, "critical": 0, "none": 0}

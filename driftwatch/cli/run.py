@@ -130,6 +130,20 @@ def run(args: argparse.Namespace) -> int:
             api=shared.api if shared is not None else None,
             leadership=shared.leadership if shared is not None else None,
         )
+        git = settings.desired.git if settings.desired is not None else None
+        if notifications is not None and git is not None:
+            # A Git remote that stays unreachable, or a commit that cannot be read, becomes
+            # an incident of its own (without receivers, the daemon's log says it).
+            from driftwatch.daemon.desired_health import DesiredHealth
+
+            notifier = notifications.notifier
+            daemon.on_desired = DesiredHealth(
+                notifications.pipeline,
+                cluster=settings.cluster.name,
+                url=git.url,
+                recording=lambda: notifier.recording,
+                log=log,
+            )
         try:
             return await serve(daemon)
         finally:

@@ -35,10 +35,16 @@ from driftwatch.daemon.notifications import Notifications
 from driftwatch.drift import DriftEvent, DriftTracker, EventKind
 from driftwatch.incidents.kubernetes import KubernetesStore
 from driftwatch.live import LeaderElector, LeaseTiming, connect
+from driftwatch.notify.pipeline import fingerprint
 from driftwatch.server import Role
 from driftwatch.settings import Settings
 
 __all__ = ["Leadership", "SharedState", "open_shared_state", "record_open_drifts"]
+
+RESYNC_SECONDS = 60.0
+"""How often a leader runs the catch-up again (it writes only what differs)."""
+RETRY_SECONDS = 5.0
+"""How long a leader waits after its store failed before it starts the term over."""
 
 
 class Leadership:
@@ -69,18 +75,45 @@ class Leadership:
         *,
         in_sync: asyncio.Event,
         catch_up: Callable[[], Awaitable[None]],
+        recheck: Callable[[], Awaitable[None]] | None = None,
+        resync: float = RESYNC_SECONDS,
+        retry: float = RETRY_SECONDS,
     ) -> None:
-        """The ``leading`` task: during every term, take over the incident side."""
+        """The ``leading`` task: during every term, take over the incident side.
+
+        A store that fails (the API server down or throttling) never ends the daemon: the
+        term logs it, waits ``retry`` seconds and starts over (reload, catch up, deliver)
+        for as long as this replica leads. While leading, the catch-up runs again every
+        ``resync`` seconds (``recheck``: the catch-up without fetching Git first), so an
+        incident change a store failure lost is made good."""
+
+        async def deliver_and_resync() -> None:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(notifications.outbox_task())
+                group.create_task(notifications.reminder_task())
+                while True:
+                    await asyncio.sleep(resync)
+                    await (recheck or catch_up)()
 
         async def term() -> None:
-            await in_sync.wait()
-            await notifications.store.reload()  # what the last leader wrote
-            await catch_up()
-            self._log.info("leading: delivering and reminding", identity=self.elector.identity)
             try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(notifications.outbox_task())
-                    group.create_task(notifications.reminder_task())
+                await in_sync.wait()
+                while True:
+                    try:
+                        await notifications.store.reload()  # what the last leader wrote
+                        await catch_up()
+                        self._log.info(
+                            "leading: delivering and reminding", identity=self.elector.identity
+                        )
+                        await deliver_and_resync()
+                    except* OSError as group:  # the store's errors (KubernetesStoreError)
+                        self._log.error(
+                            "leading: the incident store failed; starting over",
+                            error="; ".join(str(e) for e in group.exceptions),
+                            retry_in=retry,
+                        )
+                    notifications.notifier.active = False
+                    await asyncio.sleep(retry)
             finally:
                 notifications.notifier.active = False
 
@@ -90,17 +123,32 @@ class Leadership:
 async def record_open_drifts(
     tracker: DriftTracker, notifications: Notifications, *, log: Any
 ) -> None:
-    """A new leader's catch-up (run by the engine, between two inputs): open the gate, hand
-    every open drift to the pipeline as ``opened`` (sequence 0: not one of the tracker's
-    own events), and resolve the incidents no longer drifted."""
-    notifications.notifier.active = True
+    """A leader's catch-up (run by the engine, between two inputs): open the gate, hand
+    every open drift whose incident does not already say it to the pipeline as ``opened``
+    (sequence 0: not one of the tracker's own events), and resolve the incidents no longer
+    drifted. Unchanged incidents cost a cache read, no write."""
+    notifier = notifications.notifier
+    notifier.active = True
+    store = notifications.store
+    changed = 0
     for key, drift in list(tracker.open.items()):
+        if not notifier.recording:
+            return  # the term ended meanwhile
+        current = await store.open_incident(key)
+        if current is not None and current.fingerprint == fingerprint(drift):
+            continue
         live = tracker.live_policy(key)
         reason = "open when this replica took over"
-        event = DriftEvent(EventKind.OPENED, key, drift, None, reason, 0, live)
-        await notifications.notifier.send(event)
-    await notifications.reconcile(tracker.open.keys())
-    log.info("caught up as leader", open_drifts=len(tracker.open))
+        await notifier.send(DriftEvent(EventKind.OPENED, key, drift, None, reason, 0, live))
+        changed += 1
+    if notifier.recording:
+        resolved = await notifications.pipeline.reconcile(tracker.open.keys())
+        log.info(
+            "caught up as leader",
+            open_drifts=len(tracker.open),
+            recorded=changed,
+            resolved=len(resolved),
+        )
 
 
 @dataclass(slots=True)

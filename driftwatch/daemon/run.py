@@ -98,6 +98,10 @@ class DaemonTuning:
     """Seconds the supervisor waits for tasks to stop (SIGTERM must end within 5 s)."""
     watch: WatchOptions = field(default_factory=WatchOptions)
     backoff: Backoff = field(default_factory=Backoff)
+    disconnected_grace: float = 2.0
+    """Seconds the watcher may be away from the API server (reconnecting, relisting, or
+    unable to reach it) before ``/readyz`` says so: a cut stream is resumed in
+    milliseconds, and a probe need not flap for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,20 @@ DEAD_LETTER_SCAN = 10_000
 
 async def _nothing(commit: str | None, error: DesiredStateError | None) -> None:
     return None
+
+
+def _gated(
+    leadership: Leadership | None, notifications: Notifications | None
+) -> RoleProvider | None:
+    """Close the incident gate of a replica until it leads (and caught up); its role."""
+    if leadership is None:
+        return None
+    if notifications is None:
+        raise ValueError("leader election needs notifications (a shared store)")
+    notifications.notifier.active = False
+    notifications.notifier.gate = leadership.leading
+    notifications.outbox.gate = leadership.leading
+    return leadership.role
 
 
 def _single() -> Role:
@@ -183,6 +201,8 @@ class Daemon:
         self._watcher: PolicyWatcher | None = None
         self._api = api
         self._first_load = asyncio.Event()
+        self._fetched = asyncio.Event()
+        """Set after every Git fetch attempt (its result queued for the engine)."""
         if server is None and settings.server is not None:
             server = HttpServer(
                 settings.server, log=self.log, shutdown_timeout=self.tuning.grace / 2
@@ -192,13 +212,8 @@ class Daemon:
             metrics = Metrics(version=__version__)
         self.metrics = metrics
         self.leadership = leadership
-        if leadership is not None:
-            if notifications is None:
-                raise ValueError("leader election needs notifications (a shared store)")
-            notifications.notifier.active = False  # until this replica leads and caught up
-            notifications.notifier.gate = leadership.leading
-            role = role if role is not None else leadership.role
-        self.role: RoleProvider = role if role is not None else _single
+        gated = _gated(leadership, notifications)  # before anything is recorded
+        self.role: RoleProvider = role or gated or _single
         self.git_fetches = 0
         """Git fetches attempted after the first load (by the poll or the push hook)."""
         self._ages = DriftAges()
@@ -221,7 +236,9 @@ class Daemon:
             self.supervisor.add("election", leadership.campaign)
             self.supervisor.add(
                 "leading",
-                lambda: leadership.lead(notifications, in_sync=self.ready, catch_up=self.catch_up),
+                lambda: leadership.lead(
+                    notifications, in_sync=self.ready, catch_up=self.catch_up, recheck=self.recheck
+                ),
             )
         elif notifications is not None:
             self.supervisor.add("outbox", notifications.outbox_task)
@@ -239,12 +256,22 @@ class Daemon:
 
     def readiness(self) -> Readiness:
         """Ready once the desired state is loaded, the live state listed and compared, the
-        store (if any) open and the role known. A follower is ready too."""
+        store (if any) open and the role known, and while the watcher is connected to the
+        API server (a disconnection shorter than ``tuning.disconnected_grace`` is not
+        reported: a cut watch is resumed at once). A follower is ready too."""
         reasons = []
         if not self._first_load.is_set():
             reasons.append("desired state not loaded")
         if not self.ready.is_set():
             reasons.append("live state not listed and compared yet")
+        elif self._watcher is not None:
+            health = self._watcher.health
+            away = time.monotonic() - health.since
+            if not health.connected and away >= self.tuning.disconnected_grace:
+                reasons.append(
+                    f"not connected to the Kubernetes API server for {away:.0f} s"
+                    f" ({health.reason or 'unknown'}): changes are not seen until it is back"
+                )
         if self.notifications is not None and not self.notifications.is_open:
             reasons.append("incident store not open")
         role = self.role()
@@ -276,7 +303,9 @@ class Daemon:
         metrics.set_leader(self.role() in ("leader", "single"))
         now = time.time()
         notifications = self.notifications
-        if notifications is None or not notifications.is_open:
+        if notifications is None or not notifications.is_open or self.role() == "follower":
+            # A follower's copy of the shared store is as old as its start or last term:
+            # its own drift events are current.
             metrics.set_open_drifts(*self._ages.summary(now))
             return
         store = notifications.store
@@ -342,8 +371,10 @@ class Daemon:
                 if self.metrics is not None:
                     self.metrics.git_synced(time.time())
                 if commit == failed:
+                    self._fetched.set()
                     continue
                 if commit == self.desired_commit:
+                    self._fetched.set()
                     await self.on_desired(commit, None)
                     continue
                 state = await self._load_off_loop(commit)
@@ -358,10 +389,12 @@ class Daemon:
                 elif self.metrics is not None:
                     self.metrics.desired_load_failed()  # fetched, but the commit is broken
                 failed = commit  # None when the fetch itself failed: retried next time
+                self._fetched.set()
                 await self.on_desired(commit, error)
                 continue
             failed = None
             self._accept(state)
+            self._fetched.set()
             await self.on_desired(commit, None)
 
     def _accept(self, state: DesiredState) -> None:
@@ -438,20 +471,41 @@ class Daemon:
             )
 
     async def catch_up(self) -> None:
-        """Record every open drift as a new leader must (see ``daemon.leadership``); done
-        by the engine, between two inputs. Returns when done."""
+        """Record every open drift as a leader must (see ``daemon.leadership``), against
+        a desired state fetched just now (replicas poll Git on their own: this one may be
+        behind the last leader); done by the engine, between two inputs. Returns when done;
+        raises what the store raised."""
+        await self.fetch_desired()
+        await self.recheck()
+
+    async def recheck(self) -> None:
+        """The catch-up without a fetch: what a leader runs now and then, to make good an
+        incident change a store failure lost."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((CatchUp(done), time.perf_counter()))
         await done
 
+    async def fetch_desired(self, timeout: float = 30.0) -> None:
+        """Fetch Git now and wait until the result is queued for the engine (at most
+        ``timeout`` seconds; nothing to do for a directory)."""
+        desired = self.settings.desired
+        if desired is None or desired.git is None:
+            return
+        self._fetched.clear()
+        self.refresh.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._fetched.wait(), timeout)
+
     async def _catch_up(self, item: CatchUp) -> None:
+        if item.done.cancelled():
+            return  # asked for by a term that has ended
         try:
             if self.notifications is not None:
                 await record_open_drifts(self.tracker, self.notifications, log=self.log)
-        except BaseException as error:
+        except Exception as error:  # the store's: the term retries; the engine goes on
             if not item.done.done():
                 item.done.set_exception(error)
-            raise
+            return
         if not item.done.done():
             item.done.set_result(None)
 
@@ -513,5 +567,7 @@ class Daemon:
                     "notifier failed",
                     receiver=notifier.name,
                     error=f"{type(error).__name__}: {error}",
-                    key=str(event.key),
+                    cluster=event.key.cluster,
+                    namespace=event.key.namespace,
+                    policy=event.key.name,
                 )

@@ -49,6 +49,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
+import structlog
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -117,6 +118,7 @@ class KubernetesStore:
         retry_for: float = 5.0,
         max_conflicts: int = 10,
         page_size: int = 250,
+        log: Any = None,
     ) -> None:
         self.namespace = namespace
         self.request_timeout = request_timeout
@@ -132,6 +134,9 @@ class KubernetesStore:
         self._seq = 0
         self._disabled: dict[str, str] = {}
         self._locks = [asyncio.Lock() for _ in range(32)]
+        self._log = log if log is not None else structlog.get_logger("driftwatch.incidents")
+        self.skipped: list[str] = []
+        """Why each DriftIncident the last load could not read was left alone."""
 
     # -- the API boundary -------------------------------------------------------------------
 
@@ -188,6 +193,7 @@ class KubernetesStore:
         """Load everything again: what the last leader wrote (after winning the lease,
         before writing)."""
         records: list[Record] = []
+        skipped: list[str] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": self.page_size}
@@ -202,11 +208,19 @@ class KubernetesStore:
                     f"{self._what(None)}: the API server does not serve {PLURAL}.{GROUP};"
                     " install the CRD: kubectl apply -f config/kubernetes/crd-driftincident.yaml"
                 ) from None
-            records += [self._decoded(item) for item in page.get("items") or []]
+            for item in page.get("items") or []:
+                try:
+                    records.append(self._decoded(item))
+                except KubernetesStoreError as e:
+                    # One bad object (hand-made, or from another version) must not stop
+                    # every replica from starting or taking over: named, and left alone.
+                    skipped.append(str(e))
+                    self._log.error("skipping a DriftIncident that is not one", error=str(e))
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break
         self._records, self._open, self._numbers, self._active = {}, {}, {}, set()
+        self.skipped = skipped
         for rec in records:
             self._keep(rec)
         self._disabled = {

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -54,7 +54,7 @@ def _status_of(body: bytes) -> tuple[str, str]:
     """(reason, message) of a ``Status`` body, as far as there is one."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         text = body.decode("utf-8", "replace").strip()
         return "", text[:200]
     if not isinstance(data, Mapping):
@@ -221,7 +221,7 @@ class Transport:
             raise self._connection_error(error, waiting="reading a list") from error
         try:
             data = json.loads(body)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # not JSON, or nested beyond reason
             raise LiveApiError(
                 f"the Kubernetes API server at {self.server} sent a list that is not JSON"
             ) from error
@@ -270,11 +270,14 @@ class Transport:
                 return Listing(policies, version, invalid)
             await slicer.pause()
 
-    async def watch(self, namespace: str | None, since: str) -> AsyncGenerator[Obj, None]:
+    async def watch(
+        self, namespace: str | None, since: str, on_open: Callable[[], None] | None = None
+    ) -> AsyncGenerator[Obj, None]:
         """The events of one watch from resourceVersion ``since``, as JSON objects with
         ``type`` and ``object``, until the server ends the stream cleanly. An in-stream
         ``ERROR`` is raised as its error; a dropped or silent connection as
-        :class:`LiveUnavailableError`. Use with :func:`contextlib.aclosing`."""
+        :class:`LiveUnavailableError`. ``on_open()`` is called once the server answered
+        200 (the stream is open). Use with :func:`contextlib.aclosing`."""
         options = self.options
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -289,13 +292,15 @@ class Transport:
             allow_watch_bookmarks=True if options.bookmarks else None,
             timeout_seconds=options.timeout_seconds,
         )
+        if on_open is not None:
+            on_open()
         clean = False
         try:
             async with contextlib.aclosing(self._lines(response)) as lines:
                 async for line in lines:
                     try:
                         event = json.loads(line)
-                    except ValueError as error:
+                    except (ValueError, RecursionError) as error:  # not JSON, or too deep
                         raise LiveUnavailableError(
                             f"the Kubernetes API server at {self.server} sent a watch event"
                             " that is not JSON",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from driftwatch.live.transport import Transport
 from driftwatch.manifests import paused_gc
 from driftwatch.policy import NetworkPolicy
 
-__all__ = ["PolicyWatcher", "WatchStats"]
+__all__ = ["PolicyWatcher", "WatchHealth", "WatchStats"]
 
 _QUEUE_SIZE = 1024
 _STEADY_SECONDS = 1.0  # a watch that lasted this long made progress, events or not
@@ -65,6 +66,23 @@ class WatchStats:
     relists: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class WatchHealth:
+    """Whether the watcher is connected to the API server, for readiness.
+
+    ``connected``: every scope has a watch stream open (the server answered 200) or has
+    just listed successfully; it turns false when a watch or list fails (refused, dropped,
+    5xx, 429, timed out), when a 410 forces a relist (until the list succeeds), and when a
+    stream ends cleanly (until the next one opens, normally at once). ``since``: the
+    ``time.monotonic()`` at which it last changed (while disconnected: when the longest
+    outage of any scope began). ``reason``: the restart reason (as in :class:`WatchStats`)
+    that disconnected it, or ``starting`` before the first list."""
+
+    connected: bool
+    since: float
+    reason: str | None = None
+
+
 @dataclass(slots=True)
 class _Scope:
     """One list+watch: the whole cluster (``namespace`` None) or one namespace."""
@@ -72,9 +90,19 @@ class _Scope:
     namespace: str | None
     version: str = ""
     attempt: int = 0
+    connected: bool = False
+    changed: float = field(default_factory=time.monotonic)
+    reason: str | None = "starting"
 
     def label(self) -> str:
         return self.namespace if self.namespace is not None else "*"
+
+    def mark(self, connected: bool, reason: str | None = None) -> None:
+        """Record the connection state; ``changed`` moves only when it flips."""
+        if connected != self.connected:
+            self.connected = connected
+            self.changed = time.monotonic()
+        self.reason = None if connected else reason
 
 
 def _connection_limit(api: ApiClient) -> int:
@@ -135,6 +163,7 @@ class PolicyWatcher:
         self._rng = rng if rng is not None else random.Random()  # noqa: S311  (jitter)
         self._cache = PolicyCache()
         self._running = False
+        self._scopes: list[_Scope] = [_Scope(n) for n in names] or [_Scope(None)]
         self._on_event = on_event
         self._on_restart = on_restart
 
@@ -148,6 +177,16 @@ class PolicyWatcher:
         """The watcher's current view (read-only, kept up to date by :meth:`events`)."""
         return MappingProxyType(self._cache.policies)
 
+    @property
+    def health(self) -> WatchHealth:
+        """The connection state now (see :class:`WatchHealth`); cheap, for ``/readyz``."""
+        scopes = self._scopes
+        down = [s for s in scopes if not s.connected]
+        if not down:
+            return WatchHealth(True, max(s.changed for s in scopes))
+        first = min(down, key=lambda s: s.changed)
+        return WatchHealth(False, first.changed, first.reason)
+
     async def events(self) -> AsyncGenerator[LiveEvent, None]:
         """:class:`LiveSynced` first, then changes, until cancelled or closed; raises a
         :class:`LiveError` the watcher cannot recover from."""
@@ -155,7 +194,7 @@ class PolicyWatcher:
             raise RuntimeError("PolicyWatcher.events() is already running")
         self._running = True
         self._cache = PolicyCache()
-        scopes = [_Scope(n) for n in self.namespaces] or [_Scope(None)]
+        scopes = self._scopes = [_Scope(n) for n in self.namespaces] or [_Scope(None)]
         tasks: list[asyncio.Task[None]] = []
         try:
             reports = []
@@ -192,6 +231,8 @@ class PolicyWatcher:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            for scope in scopes:
+                scope.mark(False, "stopped")
             self._running = False
 
     # --- one scope ----------------------------------------------------------------------
@@ -209,13 +250,16 @@ class PolicyWatcher:
             try:
                 steady = await self._watch_once(scope, put)
             except LiveExpiredError as error:
+                scope.mark(False, error.reason)
                 self._restarted(scope, error.reason, error)
                 await self._relist(scope, put, since)
                 continue
             except LiveUnavailableError as error:
+                scope.mark(False, error.reason)
                 self._restarted(scope, error.reason, error)
                 await self._wait(scope, error.retry_after)
                 continue
+            scope.mark(False, "closed")
             self._restarted(scope, "closed")
             if not steady:  # ended at once: do not hammer a server that keeps doing that
                 await self._wait(scope)
@@ -228,7 +272,7 @@ class PolicyWatcher:
         slicer = Slicer()
         cache, received, on_event = self._cache, self.stats.received, self._on_event
         async with contextlib.aclosing(
-            self._transport.watch(scope.namespace, scope.version)
+            self._transport.watch(scope.namespace, scope.version, on_open=lambda: scope.mark(True))
         ) as stream:
             async for event in stream:
                 if not progressed:
@@ -278,11 +322,13 @@ class PolicyWatcher:
                 with paused_gc(freeze=self.options.freeze_gc):
                     listing = await self._transport.list_all(scope.namespace)
             except (LiveUnavailableError, LiveExpiredError) as error:
+                scope.mark(False, error.reason)
                 self._restarted(scope, error.reason, error)
                 retry = error.retry_after if isinstance(error, LiveUnavailableError) else None
                 await self._wait(scope, retry)
                 continue
             scope.attempt = 0
+            scope.mark(True)
             self.stats.lists += 1
             return listing
 

@@ -117,6 +117,9 @@ class Outbox:
         self.delivered = 0
         self.failed = 0
         self.on_outcome = on_outcome
+        self.gate: Callable[[], bool] | None = None
+        """Deliver only while it answers true (high availability: while leading; checked
+        before every attempt, so a leader that lost the Lease sends nothing more)."""
         """Told every attempt's outcome (see :data:`OutcomeHook`)."""
 
     def _count(self, receiver: str, outcome: str, n: int = 1) -> None:
@@ -169,10 +172,14 @@ class Outbox:
         async def one(pending: Pending) -> bool:
             async with gate:
                 await pacer.wait()
+                if not self._may_send():
+                    return True
                 return await self._attempt(receiver, pending)
 
         name = receiver.name
         while True:
+            if not self._may_send():
+                return True
             batched = False
             if self._grouped[name]:
                 members = await self.store.batch(name, self._clock())
@@ -181,6 +188,8 @@ class Outbox:
                     batched = True
                     async with gate:
                         await pacer.wait()
+                        if not self._may_send():
+                            return True
                         if not await self._attempt_batch(receiver, members):
                             return False
             # At most one notification per incident is due at a time: these may overlap.
@@ -191,6 +200,9 @@ class Outbox:
                 return True
             if not all(await asyncio.gather(*(one(p) for p in due))):
                 return False
+
+    def _may_send(self) -> bool:
+        return self.gate is None or self.gate()
 
     async def _notification(self, pending: Pending) -> Notification:
         return Notification(

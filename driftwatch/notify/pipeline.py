@@ -7,6 +7,11 @@ stored grouped and delayed, for the outbox to batch). A key's open incident is l
 the store, not in memory: so after a restart, the tracker's ``opened`` for a drift that was
 already open (and already announced) changes nothing, and :meth:`Pipeline.reconcile`
 resolves what got fixed while driftwatch was down.
+
+Not every incident is a NetworkPolicy drift: :meth:`Pipeline.open_problem` and
+:meth:`Pipeline.resolve_problem` give the same lifecycle, body shape, routing and
+restart-proof deduplication to a problem of driftwatch's own inputs (the desired state
+that cannot be fetched or read), under a reserved key whose namespace is empty.
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from driftwatch.incidents import (
     incident_id,
     iso_time,
 )
-from driftwatch.notify.body import incident_body
+from driftwatch.notify.body import SCHEMA_VERSION, incident_body
 from driftwatch.notify.model import Kind
 from driftwatch.notify.routing import Facts, Router
 from driftwatch.policy import PolicyKey
+from driftwatch.rules import Finding
 
-__all__ = ["Pipeline", "fingerprint"]
+__all__ = ["Pipeline", "fingerprint", "problem_fingerprint"]
 
 Log = Any  # a structlog BoundLogger (or anything with .info/.warning)
 
@@ -43,6 +49,15 @@ def fingerprint(drift: Drift) -> str:
     """What a notification says about a drift: two equal fingerprints read the same."""
     findings = sorted(f"{f.rule}|{f.severity}|{f.message}" for f in drift.findings)
     return "\n".join([str(drift.status), str(drift.severity), *findings])
+
+
+def problem_fingerprint(status: str, findings: Iterable[Finding]) -> str:
+    """:func:`fingerprint` for a problem that is not a drift: its status and findings (the
+    severity is the findings' highest)."""
+    found = list(findings)
+    severity = max((f.severity for f in found), default=None)
+    lines = sorted(f"{f.rule}|{f.severity}|{f.message}" for f in found)
+    return "\n".join([status, str(severity), *lines])
 
 
 def _facts(key: PolicyKey, drift: Drift) -> Facts:
@@ -92,6 +107,9 @@ class Pipeline:
         self._wake = wake
         self._log = log if log is not None else structlog.get_logger("driftwatch.notify")
         self._clock = clock
+        self._problems: set[PolicyKey] = set()
+        """Problem keys opened or confirmed by :meth:`open_problem` since this pipeline
+        was built: :meth:`reconcile` leaves their incidents open."""
 
     async def handle(self, event: DriftEvent) -> Incident | None:
         """Record one drift event; returns the incident it concerns (``None`` for a resolve
@@ -179,14 +197,104 @@ class Pipeline:
 
     async def reconcile(self, open_keys: Iterable[PolicyKey]) -> list[Incident]:
         """After the first full evaluation: resolve the open incidents whose keys are no
-        longer drifted (fixed while driftwatch was not watching)."""
-        still = set(open_keys)
+        longer drifted (fixed while driftwatch was not watching).
+
+        A problem incident (:meth:`open_problem`) carried over from before a restart is
+        resolved too, since the daemon only gets here once its desired state was fetched
+        and read; one opened or confirmed by this process is left to
+        :meth:`resolve_problem`."""
+        still = set(open_keys) | self._problems
         resolved = []
         for incident in await self.store.open_incidents():
             if incident.key not in still:
                 reason = "resolved while driftwatch was not running"
                 resolved.append(await self._resolve(incident, None, self._clock(), reason))
         return resolved
+
+    async def open_problem(
+        self,
+        key: PolicyKey,
+        *,
+        status: str,
+        findings: Iterable[Finding],
+        reason: str,
+    ) -> Incident:
+        """Open (or update) the incident of ``key`` about a problem that is not a
+        NetworkPolicy drift, e.g. the desired state that cannot be read.
+
+        What a user relies on: calling it again with the same ``status`` and findings (every
+        poll, or after a restart) sends nothing; a changed status or finding message sends
+        ``updated``; the incident has the usual body (``schema_version`` 1, ``status`` as
+        given, the findings, ``diff`` ``""``, ``desired_source`` and ``live_change``
+        ``null``, ``reason``), is routed like a drift of ``key`` (namespace, name, severity,
+        rule ids; no labels), reminded, and resolved with :meth:`resolve_problem`."""
+        found = tuple(findings)
+        now = self._clock()
+        self._problems.add(key)
+        current = await self.store.open_incident(key)
+        fp = problem_fingerprint(status, found)
+        severity = max((f.severity for f in found), default=None)
+        facts = Facts(
+            cluster=key.cluster,
+            namespace=key.namespace,
+            name=key.name,
+            severity=None if severity is None else str(severity),
+            rules=frozenset(f.rule for f in found),
+            labels={},
+        )
+
+        def body(kind: Kind, iid: str, opened_at: str) -> dict[str, Any]:
+            return _problem_body(
+                key,
+                kind,
+                iid,
+                status=status,
+                findings=found,
+                reason=reason,
+                now=now,
+                opened_at=opened_at,
+                resolved_at=None,
+            )
+
+        if current is None:
+            number = await self.store.next_number(key)
+            iid = incident_id(key, number)
+            text = body(Kind.OPENED, iid, iso_time(now))
+            incident = Incident(
+                iid, key, number, IncidentState.OPEN, text["severity"], status, fp,
+                iso_time(now), iso_time(now), None, iso_time(now), text, {},
+            )  # fmt: skip
+            await self._save(incident, Kind.OPENED, facts, now)
+            return incident
+        if current.fingerprint == fp:
+            # Already announced as it is: keep the latest body (its reason), send nothing.
+            text = body(Kind.UPDATED, current.id, current.opened_at)
+            incident = replace(current, body=text, updated_at=iso_time(now))
+            await self.store.save(incident, (), now)
+            return incident
+        text = body(Kind.UPDATED, current.id, current.opened_at)
+        incident = replace(
+            current,
+            labels={},
+            state=IncidentState.UPDATED,
+            severity=text["severity"],
+            status=status,
+            fingerprint=fp,
+            updated_at=iso_time(now),
+            last_notified_at=iso_time(now),
+            body=text,
+        )
+        await self._save(incident, Kind.UPDATED, facts, now)
+        return incident
+
+    async def resolve_problem(self, key: PolicyKey, *, reason: str) -> Incident | None:
+        """Resolve ``key``'s open problem incident, saying ``reason``; ``None`` (and nothing
+        sent) when none is open, so it can be called after every success."""
+        self._problems.discard(key)
+        current = await self.store.open_incident(key)
+        if current is None:
+            return None
+        return await self._resolve(current, None, self._clock(), reason)
 
     async def remind(self) -> list[Incident]:
         """Re-announce incidents still open ``repeat_interval`` after their last
@@ -254,6 +362,41 @@ class Pipeline:
             resolved_at=None if resolved_at is None else iso_time(resolved_at),
             link=self._link(event.drift),
         )
+
+
+def _problem_body(
+    key: PolicyKey,
+    kind: Kind,
+    iid: str,
+    *,
+    status: str,
+    findings: tuple[Finding, ...],
+    reason: str,
+    now: float,
+    opened_at: str,
+    resolved_at: float | None,
+) -> dict[str, Any]:
+    """The incident body (``notify.body``'s shape) of a problem that is not a drift."""
+    severity = max((f.severity for f in findings), default=None)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": f"drift.{kind}",
+        "incident_id": iid,
+        "cluster": key.cluster,
+        "namespace": key.namespace,
+        "name": key.name,
+        "status": status,
+        "severity": None if severity is None else str(severity),
+        "findings": [f.to_json() for f in findings],
+        "diff": "",
+        "desired_source": None,
+        "live_change": None,
+        "occurred_at": iso_time(now),
+        "reason": reason,
+        "link": None,
+        "opened_at": opened_at,
+        "resolved_at": None if resolved_at is None else iso_time(resolved_at),
+    }
 
 
 def _parse(text: str) -> float:

@@ -72,6 +72,8 @@ class Metrics:
         self._drifts_open = Gauge(
             "driftwatch_drifts_open", "Open drifts, by severity.", ["severity"], registry=r
         )
+        self._severities: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
+        """Every severity label set so far (reset to 0 when none is open)."""
         self._oldest = Gauge(
             "driftwatch_drift_oldest_open_seconds",
             "Age of the oldest open drift (0: none open).",
@@ -173,8 +175,10 @@ class Metrics:
     # --- gauges set at scrape time --------------------------------------------------------
 
     def set_open_drifts(self, by_severity: Mapping[str, int], oldest_seconds: float) -> None:
-        """Open drifts per severity (missing severities: 0) and the oldest one's age."""
-        for severity in (*SEVERITIES, *by_severity):
+        """Open drifts per severity (missing severities: 0, also one set earlier, such as
+        ``none``) and the oldest one's age."""
+        self._severities.update(by_severity)
+        for severity in self._severities:
             self._drifts_open.labels(severity).set(by_severity.get(severity, 0))
         self._oldest.set(max(0.0, oldest_seconds))
 

@@ -124,6 +124,22 @@ def parse_settings(
     directory); ``${VAR}`` references read ``environ`` (default: ``os.environ``).
     """
     try:
+        return _parse_settings(text, source, base_dir=base_dir, environ=environ)
+    except RecursionError:
+        raise SettingsError(
+            f"{source}: the configuration is nested too deeply, or an alias (*name) refers"
+            " to itself"
+        ) from None
+
+
+def _parse_settings(
+    text: str,
+    source: str,
+    *,
+    base_dir: Path | None,
+    environ: Mapping[str, str] | None,
+) -> Settings:
+    try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as e:

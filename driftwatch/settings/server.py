@@ -76,8 +76,9 @@ class ServerSettings(_Model):
     """Secret of the Git push hook ``POST /hooks/git`` (usually ``git_webhook_secret_file``):
     GitHub's HMAC key (``X-Hub-Signature-256``) or GitLab's token (``X-Gitlab-Token``).
     Unset: no hook (404); needs ``desired.git``."""
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=MAX_BODY_LIMIT)
-    """Largest request body accepted (413 beyond it); 1 KiB to 16 MiB, default 64 KiB."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=MAX_BODY_LIMIT)
+    """Largest request body accepted (413 beyond it); 1 KiB to 16 MiB, default 1 MiB (a
+    GitHub push event with many commits is hundreds of KiB)."""
 
     @field_validator("listen")
     @classmethod
@@ -147,6 +148,8 @@ class HaSettings(_Model):
         return self.store_namespace or self.namespace(environ)
 
     def holder(self, environ: Mapping[str, str] | None = None) -> str:
-        """This replica's identity: ``identity``, ``$POD_NAME`` or the host name."""
+        """This replica's identity: ``identity``, ``$POD_NAME``, or the host name and the
+        process id (two processes on one host must never share an identity: both would
+        think they hold the Lease)."""
         env = os.environ if environ is None else environ
-        return self.identity or env.get("POD_NAME") or socket.gethostname()
+        return self.identity or env.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"

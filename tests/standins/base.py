@@ -91,22 +91,55 @@ class StandIn(Protocol):
 
 @dataclass
 class Server:
-    """An aiohttp app on an ephemeral loopback port: ``async with Server(app) as s``."""
+    """An aiohttp app on an ephemeral loopback port: ``async with Server(app) as s``.
+
+    :meth:`go_down` makes it refuse connections (the listening socket closed, open
+    keep-alive connections dropped) and :meth:`come_back` listens again on the same port:
+    a receiver that is down rather than failing."""
 
     app: web.Application
     url: str = ""
+    port: int = 0
     _runner: web.AppRunner | None = field(default=None, repr=False)
+    _site: web.TCPSite | None = field(default=None, repr=False)
 
     async def __aenter__(self) -> Server:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await self._listen(0)
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    async def _listen(self, port: int) -> None:
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         server = site._server  # aiohttp keeps the bound socket here
         assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._site = site
+
+    @property
+    def down(self) -> bool:
+        """Whether it refuses connections (between :meth:`go_down` and :meth:`come_back`)."""
+        return self._site is None
+
+    async def go_down(self) -> None:
+        """Refuse connections from now on: stop listening and drop open connections."""
+        assert self._runner is not None
+        if self._site is None:
+            return
+        site, self._site = self._site, None
+        await site.stop()
+        handler = self._runner.server
+        if handler is not None:
+            for connection in list(handler.connections):
+                connection.force_close()
+
+    async def come_back(self) -> None:
+        """Listen again, on the same port."""
+        if self._site is None:
+            await self._listen(self.port)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._runner is not None:

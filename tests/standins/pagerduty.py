@@ -157,6 +157,12 @@ class PagerDutyStandIn:
     async def __aexit__(self, *exc: object) -> None:
         await self._server.__aexit__(*exc)
 
+    @property
+    def server(self) -> Server:
+        """Its HTTP server: ``await pd.server.go_down()`` refuses connections (the service
+        is unreachable), ``come_back()`` listens again on the same port."""
+        return self._server
+
     def receiver_config(self, name: str) -> dict[str, Any]:
         return {
             "name": name,
