@@ -144,6 +144,58 @@ async def test_a_restart_neither_realerts_nor_forgets_to_resolve(tmp_path: Path)
 
 
 @async_test
+async def test_the_stores_memory_of_open_incidents_and_numbers_agrees_with_its_file(
+    tmp_path: Path,
+) -> None:
+    # open_incident, next_number and thread are answered from memory (the store is the
+    # file's only writer): what they say must be what the file says, before and after a
+    # reopen.
+    async def from_file(key: PolicyKey) -> tuple[str | None, int]:
+        fresh = await SqliteStore(tmp_path / "state.db").open()
+        try:
+            current = fresh._open_incident(key)
+            return (None if current is None else current.id), fresh._next_number(key)
+        finally:
+            await fresh.close()
+
+    other = PolicyKey("prod", "shop", "other")
+    slack = ScriptedReceiver("slack")
+    store, pipeline, outbox, clock = await setup(tmp_path, slack)
+    assert await store.open_incident(KEY) is None
+    assert await store.next_number(KEY) == 1
+    for number in (1, 2, 3):
+        await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+        current = await store.open_incident(KEY)
+        assert current is not None
+        assert current.id == f"prod/shop/web#{number}"
+        assert await store.next_number(KEY) == number + 1
+        assert await from_file(KEY) == (current.id, number + 1)
+        clock.now += 10
+        await pipeline.handle(event(EventKind.RESOLVED, GIT))
+        assert await store.open_incident(KEY) is None
+        assert await from_file(KEY) == (None, number + 1)
+    assert await store.open_incident(other) is None
+    assert await store.next_number(other) == 1
+    await outbox.drain()
+    # Slack keeps threads: they are read back for the later notifications.
+    first = [n for n in slack.delivered if n.incident_id == "prod/shop/web#1"]
+    assert [n.kind for n in first] == ["opened", "resolved"]
+    assert first[1].thread == {"ts": first[0].id}
+    await pipeline.handle(event(EventKind.OPENED, OPEN_TO_WORLD))
+    await store.close()
+
+    store = await SqliteStore(tmp_path / "state.db").open()
+    reopened = await store.open_incident(KEY)
+    assert reopened is not None
+    assert reopened.id == "prod/shop/web#4"
+    assert reopened == await store.get("prod/shop/web#4")
+    assert await store.next_number(KEY) == 5
+    assert await store.thread("slack", "prod/shop/web#1") == {"ts": first[0].id}
+    assert await store.thread("nobody", "prod/shop/web#1") == {}
+    await store.close()
+
+
+@async_test
 async def test_retries_honour_retry_after_and_permanent_failures_are_dead_lettered(
     tmp_path: Path,
 ) -> None:

@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
+import orjson
 from kubernetes_asyncio.client import ApiClient, NetworkingV1Api
 
 from driftwatch.live.errors import (
@@ -299,7 +300,7 @@ class Transport:
             async with contextlib.aclosing(self._lines(response)) as lines:
                 async for line in lines:
                     try:
-                        event = json.loads(line)
+                        event = orjson.loads(line)  # several times json.loads' speed
                     except (ValueError, RecursionError) as error:  # not JSON, or too deep
                         raise LiveUnavailableError(
                             f"the Kubernetes API server at {self.server} sent a watch event"

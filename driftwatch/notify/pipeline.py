@@ -322,7 +322,9 @@ class Pipeline:
         silence = self.router.silenced(facts, now)
         receivers = [] if silence is not None else self.router.receivers_for(facts)
         disabled = await self.store.disabled_receivers()
-        body = dict(incident.body, type=f"drift.{kind}")
+        body = incident.body
+        if body.get("type") != f"drift.{kind}":
+            body = dict(body, type=f"drift.{kind}")
         outgoing = []
         for receiver in receivers:
             if receiver not in disabled:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 from typing import Any
 
@@ -52,7 +53,7 @@ def page(
     """The items of one page (in key order) and the list metadata."""
     if token:
         revision, start = decode_continue(token, compacted)
-        items = [o for o in items if _key(o) > start]
+        items = items[bisect.bisect_right(items, start, key=_key) :]  # items are in key order
     meta: Obj = {"resourceVersion": str(revision)}
     if limit > 0 and len(items) > limit:
         meta["continue"] = encode_continue(revision, items[limit - 1])

@@ -122,6 +122,8 @@ class Store:
         self.history_limit = history_limit
         self._objects: dict[TypeKey, dict[Key, Obj]] = {t.key: {} for t in registry}
         self._revision = 0
+        self._selected: dict[tuple[Any, ...], list[Obj]] = {}
+        """``select`` answers by (type, namespace, revision, count): see there."""
         self._history: deque[Event] = deque()
         self._compacted = 0
         self._watchers: set[Watcher] = set()
@@ -153,15 +155,24 @@ class Store:
     ) -> list[Obj]:
         """Matching objects in etcd key order (namespace, then name)."""
         objects = self._bucket(rtype)
-        keys = (
-            sorted(objects)
-            if namespace is None
-            else sorted(k for k in objects if k[0] == namespace)
-        )
-        items = [objects[k] for k in keys]
+        # A paged list asks again for every page: between two writes the answer is the same
+        # (every write moves the revision), so it is kept rather than sorted again, which
+        # made listing n objects in pages O(n^2).
+        cache_key = (rtype.key, namespace, self._revision, len(objects))
+        cached = self._selected.get(cache_key)
+        if cached is None:
+            keys = (
+                sorted(objects)
+                if namespace is None
+                else sorted(k for k in objects if k[0] == namespace)
+            )
+            cached = [objects[k] for k in keys]
+            if len(self._selected) >= 8:
+                self._selected.clear()
+            self._selected[cache_key] = cached
         if selector is not None and not selector.is_empty:
-            items = [o for o in items if selector.matches(o)]
-        return items
+            return [o for o in cached if selector.matches(o)]
+        return list(cached)  # the caller's to change
 
     def count(self, rtype: ResourceType) -> int:
         return len(self._bucket(rtype))
