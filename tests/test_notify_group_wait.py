@@ -27,17 +27,10 @@ from driftwatch.rules import RuleEngine
 from driftwatch.settings import Settings
 from tests.aio import async_test
 from tests.builders import allow_from, np
+from tests.test_incidents import Clock
 
 ENGINE = RuleEngine()
 WAIT = 30.0
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def opened(name: str) -> DriftEvent:
