@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from driftwatch.bench.harness import BenchOptions, run_bench
 from driftwatch.bench.hook import Arrival
 from driftwatch.bench.stats import latency_summary, percentile
 from driftwatch.bench.truth import tally
@@ -91,3 +94,23 @@ def test_bench_small_run_json() -> None:
     assert result["rss_mb"] > 0
     assert result["missed"] == 0
     assert result["duplicates"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    len(getattr(os, "sched_getaffinity", lambda _: {0})(0)) < 2,
+    reason="needs two CPUs: the daemon is placed on one of its own only where there are two",
+)
+def test_the_daemon_gets_a_cpu_of_its_own() -> None:
+    """The daemon has a CPU of its own, as the method says: the sandbox and the harness
+    run on the others (they once all shared one, and every figure measured the test rig's
+    contention)."""
+    before = os.sched_getaffinity(0)
+    options = BenchOptions(policies=200, namespaces=4, changes=40, rate=40, sync_sizes=(200,))
+    result = asyncio.run(run_bench(options))
+    assert os.sched_getaffinity(0) == before  # the harness gave its own CPUs back
+    placement = result.detail["placement"]
+    assert len(placement["daemon"]) == 1
+    assert not set(placement["daemon"]) & set(placement["sandbox"])
+    assert not set(placement["daemon"]) & set(placement["harness"])
+    assert result.correct

@@ -416,6 +416,69 @@ async def test_deliveries_overlap_across_incidents_within_limits_and_never_withi
     await store.close()
 
 
+class HeldReceiver(ScriptedReceiver):
+    """Holds the delivery of one incident until released."""
+
+    def __init__(self, name: str, hold: str) -> None:
+        super().__init__(name)
+        self.hold = hold
+        self.release = asyncio.Event()
+        self.started: list[str] = []
+        self.changed = asyncio.Event()
+
+    async def deliver(self, notification: Notification) -> Outcome:
+        self.started.append(notification.incident_id)
+        self.changed.set()
+        if notification.incident_id == self.hold:
+            await self.release.wait()
+        return await super().deliver(notification)
+
+    async def wait_started(self, count: int) -> None:
+        while len(self.started) < count:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), timeout=2)
+
+
+@async_test
+async def test_a_notification_enqueued_during_a_slow_delivery_does_not_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    """Deliveries are a pipeline, not rounds: a notification enqueued while another is in
+    flight starts at once (with rounds it would wait for the slow one, and a receiver's
+    round-trip time would cap the delivery rate)."""
+    held = HeldReceiver("held", hold="prod/shop/web-0#1")
+    store = await SqliteStore(tmp_path / "state.db").open()
+    clock = Clock()
+    outbox = Outbox(store, {"held": held}, clock=clock, limits={"held": Limits(4)})
+    pipeline = Pipeline(store, Router((), ("held",)), wake=outbox.wake, clock=clock)
+
+    async def opened(i: int) -> None:
+        key = PolicyKey("prod", "shop", f"web-{i}")
+        drift = compare(key, GIT, OPEN_TO_WORLD, ENGINE)
+        await pipeline.handle(DriftEvent(EventKind.OPENED, key, drift, None, "why", i, None))
+
+    worker = asyncio.create_task(outbox.run())
+    try:
+        await opened(0)
+        await held.wait_started(1)
+        await opened(1)
+        await held.wait_started(2)  # while web-0 is still held
+        await opened(2)
+        await held.wait_started(3)
+        assert [n.incident_id for n in held.delivered] == ["prod/shop/web-1#1", "prod/shop/web-2#1"]
+        held.release.set()
+        for _ in range(100):
+            if len(held.delivered) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert len(held.delivered) == 3
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    await store.close()
+
+
 @async_test
 async def test_a_restarted_outbox_retries_at_once_not_after_the_last_backoff(
     tmp_path: Path,

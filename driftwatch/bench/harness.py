@@ -45,7 +45,7 @@ import aiohttp
 
 from driftwatch.bench.hook import Hook, webhook_receiver
 from driftwatch.bench.load import write_changes
-from driftwatch.bench.procs import Child, cpu_seconds, pin
+from driftwatch.bench.procs import Child, affinity, cpu_seconds, pin
 from driftwatch.bench.stats import latency_summary
 from driftwatch.bench.truth import first_arrivals, tally
 from driftwatch.bench.world import Change, ChangePlanner, Expected, World, make_world
@@ -83,8 +83,14 @@ class BenchResult:
         return not (self.figures["missed"] or self.figures["duplicates"] or t.get("unexpected"))
 
 
-def _cpus() -> tuple[set[int] | None, set[int] | None]:
-    """(the daemon's CPU, everything else's), or ``None`` s where there is one CPU."""
+Cpus = tuple[set[int] | None, set[int] | None]
+
+
+def _cpus() -> Cpus:
+    """(the daemon's CPU, everything else's), or ``None`` s where there is one CPU.
+
+    Read once, before this process pins itself to the others (read after, it would find
+    one CPU and pin nothing, leaving every process on the same CPU)."""
     if not hasattr(os, "sched_getaffinity"):
         return None, None
     cpus = sorted(os.sched_getaffinity(0))
@@ -114,15 +120,16 @@ class _Deployment:
     daemon: Child
     daemon_pid: int
     sync_s: float
+    cpus: Cpus
 
 
 @contextlib.asynccontextmanager
 async def _deploy(
-    size: int, options: BenchOptions, hook: Hook, progress: Progress
+    size: int, options: BenchOptions, hook: Hook, progress: Progress, cpus: Cpus
 ) -> AsyncIterator[_Deployment]:
     """World, sandbox and daemon of ``size`` policies; yields once the daemon is ready and
     the initial incidents are delivered."""
-    daemon_cpus, other_cpus = _cpus()
+    daemon_cpus, other_cpus = cpus
     with tempfile.TemporaryDirectory(prefix="driftwatch-bench-") as tmp:
         root = Path(tmp)
         progress(f"{size} policies: generating")
@@ -146,7 +153,7 @@ async def _deploy(
             if not await hook.wait_for(initial, timeout=120 + len(world.initial) / 20):
                 raise RuntimeError("the initial incidents were not all delivered")
             await hook.settle(0.3)
-            yield _Deployment(root, world, sandbox, api, daemon, pid, sync_s)
+            yield _Deployment(root, world, sandbox, api, daemon, pid, sync_s, cpus)
         finally:
             if daemon is not None:
                 await daemon.close()
@@ -186,7 +193,7 @@ async def _saturation(
     d: _Deployment, planner: ChangePlanner, options: BenchOptions, progress: Progress
 ) -> tuple[list[Change], dict[str, Any]]:
     """Backlog, limit client, drain; the figures."""
-    daemon_cpus, _ = _cpus()
+    daemon_cpus, _ = d.cpus
     rv = await _resource_version(d.api)
     backlog = planner.changes(options.changes)
     base = (await d.daemon.ask("stats"))["handled"]
@@ -231,20 +238,27 @@ async def _saturation(
 
 
 async def _main_run(
-    options: BenchOptions, hook: Hook, progress: Progress
+    options: BenchOptions, hook: Hook, progress: Progress, cpus: Cpus
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    async with _deploy(options.policies, options, hook, progress) as d:
+    async with _deploy(options.policies, options, hook, progress, cpus) as d:
         start_index = len(hook.arrivals) - len(d.world.initial)
         gap = max(5, min(200, options.policies // 20))
         planner = ChangePlanner(d.world, seed=options.seed, gap=gap)
         paced = planner.changes(options.changes)
         progress(f"latency: {len(paced)} changes at {options.rate:g}/s")
         want = len(hook.arrivals) + len(_expected(paced))
+        cpu_before, wall_before = cpu_seconds(d.daemon_pid), time.perf_counter()
         times = await asyncio.to_thread(
             write_changes, d.api["url"], d.api["token"], paced, options.rate
         )
         achieved = len(paced) / (times[-1][1] - times[0][0]) if len(times) > 1 else 0.0
         await hook.wait_for(want, timeout=60)
+        paced_cpu = (cpu_seconds(d.daemon_pid) - cpu_before) / (time.perf_counter() - wall_before)
+        placement = {
+            "daemon": sorted(affinity(d.daemon_pid)),
+            "sandbox": sorted(affinity(d.sandbox.pid)),
+            "harness": sorted(affinity(0)),
+        }
         await hook.settle(0.5)
         first = first_arrivals(hook.arrivals)
         from_answer, from_sent = [], []
@@ -262,6 +276,8 @@ async def _main_run(
         rss = (await d.daemon.ask("stats"))["rss_mb"]
         detail = {
             "achieved_rate": round(achieved, 1),
+            "paced_daemon_cpu": round(paced_cpu, 2),
+            "placement": placement,
             "latency_from_sent_ms": latency_summary(from_sent),
             "latency_samples": len(from_answer),
             "mix": _mix(paced),
@@ -289,9 +305,9 @@ def _mix(changes: Sequence[Change]) -> dict[str, int]:
 
 
 async def _sync_only(
-    size: int, options: BenchOptions, hook: Hook, progress: Progress
+    size: int, options: BenchOptions, hook: Hook, progress: Progress, cpus: Cpus
 ) -> dict[str, float]:
-    async with _deploy(size, options, hook, progress) as d:
+    async with _deploy(size, options, hook, progress, cpus) as d:
         rss = (await d.daemon.ask("stats"))["rss_mb"]
         return {"sync_s": round(d.sync_s, 2), "rss_mb": round(rss, 1)}
 
@@ -299,15 +315,16 @@ async def _sync_only(
 async def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchResult:
     """Run the benchmark; ``progress`` gets a line at each step."""
     say = progress or (lambda _: None)
-    _, other_cpus = _cpus()
+    cpus = _cpus()
+    other_cpus = cpus[1]
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     pin(0, other_cpus)  # this process (load, webhook receiver) off the daemon's CPU
     try:
         async with webhook_receiver() as hook:
-            figures, detail = await _main_run(options, hook, say)
+            figures, detail = await _main_run(options, hook, say, cpus)
             for size in options.sync_sizes:
                 if size != options.policies:
-                    detail["sync"][str(size)] = await _sync_only(size, options, hook, say)
+                    detail["sync"][str(size)] = await _sync_only(size, options, hook, say, cpus)
     finally:
         pin(0, before)
     sync = detail["sync"]

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["Child", "cpu_seconds", "pin", "read_commands", "say", "vm_hwm_mb"]
+__all__ = ["Child", "affinity", "cpu_seconds", "pin", "read_commands", "say", "vm_hwm_mb"]
 
 
 def pin(pid: int, cpus: set[int] | None) -> None:
@@ -18,6 +18,16 @@ def pin(pid: int, cpus: set[int] | None) -> None:
     if cpus and hasattr(os, "sched_setaffinity"):
         with contextlib.suppress(OSError):
             os.sched_setaffinity(pid, cpus)
+
+
+def affinity(pid: int) -> set[int]:
+    """The CPUs ``pid`` (0: this thread) may run on (empty where unknown)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return set()
+    try:
+        return set(os.sched_getaffinity(pid))
+    except OSError:
+        return set()
 
 
 def vm_hwm_mb(pid: int | str = "self") -> float:

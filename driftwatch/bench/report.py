@@ -36,13 +36,21 @@ def targets(figures: dict[str, Any], detail: dict[str, Any]) -> list[tuple[str, 
     return rows
 
 
+def _placement(placement: dict[str, list[int]]) -> str:
+    if not placement:
+        return "unknown"
+    return ", ".join(f"{who} {','.join(map(str, cpus)) or '?'}" for who, cpus in placement.items())
+
+
 def format_table(figures: dict[str, Any], detail: dict[str, Any]) -> str:
     lat = figures["latency_ms"]
     sat = detail.get("saturation", {})
     t = detail.get("tally", {})
     lines = [
         f"driftwatch bench: {figures['policies']} policies, {figures['changes']} changes"
-        f" at {figures['rate']:g}/s (achieved {detail.get('achieved_rate', 0):g}/s)",
+        f" at {figures['rate']:g}/s (achieved {detail.get('achieved_rate', 0):g}/s,"
+        f" daemon CPU {detail.get('paced_daemon_cpu', 0):.0%} of a core meanwhile)",
+        f"  CPUs: {_placement(detail.get('placement', {}))}",
         "",
         f"  {'change -> webhook received, ms':<44}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}",
         f"  {'  from the write answered':<44}"

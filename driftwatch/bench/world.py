@@ -34,6 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when PyYAML has it
+
 __all__ = [
     "LAST_APPLIED",
     "Change",
@@ -141,11 +145,14 @@ class World:
     keys: dict[tuple[str, str], _Key] = field(repr=False, default_factory=dict)
 
     def write(self, root: Path) -> tuple[Path, Path]:
-        """``root/desired/<ns>.yaml`` (JSON documents, valid YAML) and ``root/live.json``."""
+        """``root/desired/<ns>.yaml`` (block-style YAML, as people write manifests) and
+        ``root/live.json``."""
         directory = root / "desired"
         directory.mkdir(parents=True, exist_ok=True)
         for ns, items in self.desired.items():
-            text = "".join(f"---\n{json.dumps(p)}\n" for p in items)
+            text = yaml.dump_all(
+                items, Dumper=_DUMPER, sort_keys=False, explicit_start=True, width=200
+            )
             (directory / f"{ns}.yaml").write_text(text)
         live = root / "live.json"
         live.write_text(json.dumps(self.live))

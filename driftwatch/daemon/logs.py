@@ -8,9 +8,12 @@ the same ``logging.StreamHandler`` on the root logger, whose formatter runs
     ``logger``), exceptions formatted as text (``exception``), redaction, renderer
 
 so a record is rendered once, as one JSON object per line or as a console line, after
-redaction. Exceptions are formatted before redaction (never by the console renderer,
-whose pretty tracebacks may print local variables), so a token in an exception message
-is redacted too.
+redaction. structlog's own lines take a shorter road to the same handler: the same
+processors run, then the line is written under the handler's lock, without a stdlib
+``LogRecord`` (building one cost more than the rest of a line; ``driftwatch bench`` logs
+a few lines per watch event). Exceptions are formatted before redaction (never by the
+console renderer, whose pretty tracebacks may print local variables), so a token in an
+exception message is redacted too.
 
 Lines about one incident carry ``incident`` (its id, ``<cluster>/<namespace>/<name>#<n>``);
 :func:`incident_fields` adds ``cluster``, ``namespace`` and ``policy`` from it where the
@@ -32,6 +35,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Literal
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -66,14 +70,24 @@ class Redactor:
         self._pattern = (
             re.compile("|".join(re.escape(s) for s in self._secrets)) if self._secrets else None
         )
+        self._secret_named: dict[str, bool] = {}
+        """Whether a key's name looks secret, by name (a line has few keys, seen again)."""
 
     def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         return {key: self._value(key, value) for key, value in event_dict.items()}
 
     def _value(self, key: object, value: object) -> Any:
-        if isinstance(key, str) and _SECRET_KEY.search(key.replace("-", "_")) and value:
+        if isinstance(key, str) and value and self._named_secret(key):
             return REDACTED
         return self._scrub(value)
+
+    def _named_secret(self, key: str) -> bool:
+        named = self._secret_named.get(key)
+        if named is None:
+            named = bool(_SECRET_KEY.search(key.replace("-", "_")))
+            if len(self._secret_named) < 4096:  # keys are names in the code, but bounded
+                self._secret_named[key] = named
+        return named
 
     def _scrub(self, value: object) -> Any:
         if isinstance(value, str):
@@ -95,10 +109,36 @@ def _is_tty(stream: IO[str]) -> bool:
         return False
 
 
+def _json(value: Any, **_: Any) -> str:
+    return orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class _LineWriter:
+    """structlog's wrapped logger: writes each rendered line to the root handler's stream,
+    under that handler's lock (so stdlib lines and these never interleave)."""
+
+    __slots__ = ("_handler", "name")
+
+    def __init__(self, name: str, handler: logging.StreamHandler[IO[str]]) -> None:
+        self.name = name
+        self._handler = handler
+
+    def msg(self, line: str) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            handler.stream.write(line + "\n")
+            handler.flush()
+        finally:
+            handler.release()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
 def _renderer(fmt: LogFormat, stream: IO[str]) -> Processor:
     tty = _is_tty(stream)
     if fmt == "json" or (fmt == "auto" and not tty):
-        return structlog.processors.JSONRenderer(sort_keys=False, default=repr)
+        return structlog.processors.JSONRenderer(serializer=_json)
     return structlog.dev.ConsoleRenderer(
         colors=tty and "NO_COLOR" not in os.environ,
         exception_formatter=structlog.dev.plain_traceback,
@@ -137,14 +177,14 @@ def configure_logging(
         structlog.processors.StackInfoRenderer(),
         incident_fields,
     ]
+    final: list[Processor] = [
+        structlog.processors.format_exc_info,
+        Redactor(secrets),
+        _renderer(fmt, out),
+    ]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            Redactor(secrets),
-            _renderer(fmt, out),
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
@@ -156,14 +196,13 @@ def configure_logging(
     # At debug, slack_sdk logs every request body (whole diffs) and response: not useful at
     # driftwatch's debug level, and a body is the remote side's business.
     logging.getLogger("slack_sdk").setLevel(max(root.level, logging.INFO))
+
+    def factory(*args: Any) -> _LineWriter:
+        return _LineWriter(str(args[0]) if args else "driftwatch", handler)
+
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, *final],
+        logger_factory=factory,
+        wrapper_class=structlog.make_filtering_bound_logger(root.level),
         cache_logger_on_first_use=False,
     )

@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     batch TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at);
+CREATE INDEX IF NOT EXISTS outbox_first ON outbox (receiver, incident_id, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id TEXT PRIMARY KEY,
     receiver TEXT NOT NULL, incident_id TEXT NOT NULL, kind TEXT NOT NULL,

@@ -16,6 +16,7 @@ behind it, as behind any first notification.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import random
@@ -165,41 +166,72 @@ class Outbox:
                 await asyncio.wait_for(wake.wait(), timeout=min(wait, self._poll))
 
     async def _deliver_due(self, receiver: Receiver) -> bool:
-        """Attempt every due notification of ``receiver``; ``False`` once it is disabled."""
+        """Attempt every due notification of ``receiver``; ``False`` once it is disabled.
+
+        Up to ``max_in_flight`` deliveries run at a time, and the next starts as soon as one
+        ends (a pipeline, not rounds: with notifications trickling in one by one, rounds
+        would deliver one at a time and fall behind a receiver's round-trip time). An
+        incident with a delivery in flight gets no other until it ends, so each incident's
+        notifications stay in order.
+        """
         limits, pacer = self._limits[receiver.name], self._pacers[receiver.name]
-        gate = asyncio.Semaphore(limits.max_in_flight)
-
-        async def one(pending: Pending) -> bool:
-            async with gate:
-                await pacer.wait()
-                if not self._may_send():
-                    return True
-                return await self._attempt(receiver, pending)
-
-        name = receiver.name
-        while True:
-            if not self._may_send():
-                return True
-            batched = False
-            if self._grouped[name]:
-                members = await self.store.batch(name, self._clock())
-                self._grouped[name] = bool(members) or self._group_wait[name] > 0
-                if members:
-                    batched = True
-                    async with gate:
+        name, wake = receiver.name, self._wakes[receiver.name]
+        running: dict[asyncio.Task[bool], str] = {}  # task -> its incident
+        queue: collections.deque[Pending] = collections.deque()  # due, not yet started
+        enabled = True
+        try:
+            while enabled and self._may_send():
+                wake.clear()  # before looking, so an enqueue from now on is not missed
+                batched = False
+                if self._grouped[name] and len(running) < limits.max_in_flight:
+                    members = await self.store.batch(name, self._clock())
+                    self._grouped[name] = bool(members) or self._group_wait[name] > 0
+                    if members:
+                        batched = True
                         await pacer.wait()
                         if not self._may_send():
-                            return True
+                            break
                         if not await self._attempt_batch(receiver, members):
-                            return False
-            # At most one notification per incident is due at a time: these may overlap.
-            due = await self.store.due(name, self._clock())
-            if not due:
-                if batched:
-                    continue
-                return True
-            if not all(await asyncio.gather(*(one(p) for p in due))):
-                return False
+                            enabled = False
+                            break
+                if not queue and len(running) < limits.max_in_flight:
+                    # One look serves many deliveries (a look costs more with a longer
+                    # outbox); the store gives one per incident, none of those in flight.
+                    busy = set(running.values())
+                    due = await self.store.due(name, self._clock())
+                    queue.extend(p for p in due if p.incident_id not in busy)
+                while queue and len(running) < limits.max_in_flight:
+                    pending = queue.popleft()
+                    task = asyncio.create_task(self._one(receiver, pacer, pending))
+                    running[task] = pending.incident_id
+                if not running:
+                    if batched:
+                        continue
+                    break
+                waker = asyncio.ensure_future(wake.wait())
+                try:
+                    await asyncio.wait([*running, waker], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waker.cancel()
+                for task in [t for t in running if t.done()]:
+                    del running[task]
+                    enabled = enabled and task.result()
+            if running:  # let what is in flight end (no duplicate by cutting it short)
+                results = await asyncio.gather(*running)
+                running.clear()
+                enabled = enabled and all(results)
+            return enabled
+        finally:
+            for task in running:  # cancelled: so are the deliveries in flight
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _one(self, receiver: Receiver, pacer: _Pacer, pending: Pending) -> bool:
+        await pacer.wait()
+        if not self._may_send():
+            return True
+        return await self._attempt(receiver, pending)
 
     def _may_send(self) -> bool:
         return self.gate is None or self.gate()
