@@ -58,6 +58,7 @@ DRIFT_KEYS = {
     "diff",
     "desired_source",
     "live_change",
+    "blast_radius",
 }
 FINDING_KEYS = {"rule", "severity", "direction", "message", "evidence"}
 SOURCE_KEYS = {"path", "line", "commit"}

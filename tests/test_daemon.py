@@ -56,6 +56,13 @@ def settings_for(kubeconfig: Path, desired: dict[str, Any], **extra: Any) -> Set
     )
 
 
+def without_topology(settings: Settings) -> Settings:
+    """``settings`` with ``cluster.watch_topology`` off, for tests that count the open
+    watches (the daemon's pod and namespace watches would be cut and counted too)."""
+    cluster = settings.cluster.model_copy(update={"watch_topology": False})
+    return settings.model_copy(update={"cluster": cluster})
+
+
 @contextlib.asynccontextmanager
 async def running(
     settings: Settings, *, tuning: DaemonTuning = FAST, git_cache: Path | None = None

@@ -38,7 +38,7 @@ from driftwatch.policy import NetworkPolicy, PolicyError, PolicyKey, parse_polic
 from driftwatch.rules import RuleEngine
 from driftwatch.sandbox import Sandbox
 from driftwatch.settings import Settings
-from tests.test_daemon import EXAMPLES, NP, running, settings_for
+from tests.test_daemon import EXAMPLES, NP, running, settings_for, without_topology
 
 Key = tuple[str, str]
 Obj = dict[str, Any]
@@ -471,7 +471,9 @@ async def test_1000_changes_100_cuts_10_expiries_view_and_events_exact(tmp_path:
     cut_at = sorted(rng.sample(range(1, CHANGES), CUTS), reverse=True)
     window_at = sorted(rng.sample(range(20, CHANGES - 20, 10), EXPIRIES), reverse=True)
     async with Sandbox(seed=[EXAMPLES], bookmark_interval=0.05) as sandbox:
-        settings = settings_for(sandbox.kubeconfig_path(tmp_path), {"path": str(EXAMPLES)})
+        settings = without_topology(  # disconnect() counts the open watches
+            settings_for(sandbox.kubeconfig_path(tmp_path), {"path": str(EXAMPLES)})
+        )
         ledger = Ledger(sandbox, settings)
         async with running(settings) as (daemon, rec):
             assert rec.events == [], "the seeded cluster matches Git"
@@ -543,7 +545,9 @@ async def test_a_sandbox_restart_is_survived_without_loss_or_duplicate(tmp_path:
     by one), one while it is already disconnected and behind (410, relist)."""
     rng = random.Random(7)  # noqa: S311 - reproducible test data
     async with Sandbox(seed=[EXAMPLES], bookmark_interval=0.05) as sandbox:
-        settings = settings_for(sandbox.kubeconfig_path(tmp_path), {"path": str(EXAMPLES)})
+        settings = without_topology(  # disconnect() counts the open watches
+            settings_for(sandbox.kubeconfig_path(tmp_path), {"path": str(EXAMPLES)})
+        )
         ledger = Ledger(sandbox, settings)
         async with running(settings) as (daemon, rec):
             watcher = daemon.watcher

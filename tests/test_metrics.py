@@ -34,7 +34,17 @@ from driftwatch.notify.testing import ScriptedReceiver
 from driftwatch.sandbox import Sandbox
 from driftwatch.settings import Settings
 from tests.aio import async_test
-from tests.test_daemon import BROKEN, EXAMPLES, FAST, NP, _git, needs_git, settings_for, shop_policy
+from tests.test_daemon import (
+    BROKEN,
+    EXAMPLES,
+    FAST,
+    NP,
+    _git,
+    needs_git,
+    settings_for,
+    shop_policy,
+    without_topology,
+)
 
 SERVER = {"server": {"listen": "127.0.0.1:0"}}
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -96,8 +106,8 @@ def world_open(name: str = "frontend-allow-from-ingress") -> dict[str, Any]:
 @async_test(timeout=60)
 async def test_watch_drift_and_restart_metrics_move(tmp_path: Path) -> None:
     async with Sandbox(seed=[EXAMPLES], bookmark_interval=0.2) as sandbox:
-        settings = settings_for(
-            sandbox.kubeconfig_path(tmp_path), {"path": str(EXAMPLES)}, **SERVER
+        settings = without_topology(  # the cuts below count the open watches
+            settings_for(sandbox.kubeconfig_path(tmp_path), {"path": str(EXAMPLES)}, **SERVER)
         )
         rec = RecordingNotifier()
         async with daemon_for(settings, notifiers=[rec]) as daemon:

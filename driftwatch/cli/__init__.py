@@ -9,7 +9,17 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from driftwatch import __version__
-from driftwatch.cli import bench, catalogue, check, config, demo, notify, run, sandbox
+from driftwatch.cli import (
+    bench,
+    catalogue,
+    check,
+    config,
+    connectivity,
+    demo,
+    notify,
+    run,
+    sandbox,
+)
 
 __all__ = ["main"]
 
@@ -35,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_parser(commands)
     config.add_parser(commands)
     catalogue.add_parsers(commands)
+    connectivity.add_parser(commands)
     bench.add_parser(commands)
     return parser
 

@@ -13,11 +13,13 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from driftwatch.drift import Drift, IgnoreRules, all_keys, compare_keys
+from driftwatch.drift.blast import Sensitivity, with_blast_radius
 from driftwatch.policy import NetworkPolicy
 from driftwatch.rules import RuleEngine, Severity, Status
+from driftwatch.topology import Topology
 
 __all__ = ["PARALLEL_MIN_KEYS", "Rendered", "Work", "compare_and_render", "workers"]
 
@@ -37,6 +39,9 @@ class Work:
     cluster: str
     ignore: IgnoreRules
     render: Callable[[Drift], str]
+    topology: Topology | None = None
+    """Workloads and namespaces: each drift then carries its blast radius."""
+    sensitivity: Sensitivity = field(default_factory=Sensitivity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +76,16 @@ def _share(index: int, count: int, work: Work | None = None) -> Share:
     report = compare_keys(
         keys, work.desired, work.live, work.engine, cluster=work.cluster, ignore=work.ignore
     )
-    drifts = [(d.sort_key(), work.render(d)) for d in report.drifts]
-    return drifts, report.counts, report.ignored, report.max_severity
+    found = report.drifts
+    worst = report.max_severity
+    if work.topology is not None:
+        by_ns: dict[str, list[NetworkPolicy]] = {}
+        for (ns, _), policy in work.live.items():
+            by_ns.setdefault(ns, []).append(policy)
+        found = [with_blast_radius(d, work.topology, by_ns, work.sensitivity) for d in found]
+        worst = max((d.severity for d in found if d.severity is not None), default=None)
+    drifts = [(d.sort_key(), work.render(d)) for d in found]
+    return drifts, report.counts, report.ignored, worst
 
 
 def compare_and_render(work: Work, count: int) -> Rendered:

@@ -26,6 +26,7 @@ from driftwatch.cli.output import (
     summary_text,
 )
 from driftwatch.desired import DesiredState, DesiredStateError, load_git, load_path
+from driftwatch.desired.cluster_dir import load_cluster_dir
 from driftwatch.drift import Drift
 from driftwatch.live import LiveError, LiveSnapshotError, load_snapshot
 from driftwatch.manifests.collector import paused_gc
@@ -68,6 +69,13 @@ def add_parser(commands: Any) -> None:
         metavar="CTX",
         help="read the live state from this kubeconfig context (default kubeconfig: "
         "$KUBECONFIG or ~/.kube/config)",
+    )
+    p.add_argument(
+        "--topology",
+        metavar="PATH",
+        type=Path,
+        help="manifests of the cluster's workloads and namespaces (Git's Deployments, or "
+        "`kubectl get pods,namespaces -A -o yaml`): each drift then carries its blast radius",
     )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument(
@@ -168,6 +176,11 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings(args.config) if args.config is not None else Settings()
         namespace = args.default_namespace or settings.default_namespace
         desired, live = _load(args, namespace)
+        topology = (
+            None
+            if args.topology is None
+            else load_cluster_dir(args.topology, default_namespace=namespace, top_level=True)
+        )
     except (SettingsError, DesiredStateError, LiveSnapshotError, LiveError) as e:
         return _fail(str(e).replace("\n", "; "))
     except OSError as e:
@@ -180,7 +193,16 @@ def run(args: argparse.Namespace) -> int:
         render = drift_line_json
     else:
         render = functools.partial(drift_text, colour=_colour(sys.stdout))
-    work = Work(desired.policies, live, engine, args.cluster, settings.ignore.to_rules(), render)
+    work = Work(
+        desired.policies,
+        live,
+        engine,
+        args.cluster,
+        settings.ignore.to_rules(),
+        render,
+        topology=None if topology is None else topology.topology,
+        sensitivity=settings.rules.sensitive_workloads.to_sensitivity(),
+    )
     # Both states stay alive to the end, and the report's objects with them: the collector's
     # passes over millions of them would find nothing (a third of the time of a large check).
     with paused_gc(freeze=True):

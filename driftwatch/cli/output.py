@@ -131,6 +131,12 @@ def drift_text(drift: Drift, *, colour: bool = False) -> str:
         out.append(f"  live:    {drift.live.origin.describe()}")
     for f in drift.findings:
         out.append(f"  - [{f.severity}] {f.rule}: {f.message}")
+    radius = drift.blast_radius
+    if radius is not None and radius.pairs:
+        out.append(f"  blast radius: {len(radius.pairs)} pair(s) change")
+        out.extend(f"    {line}" for line in radius.summary(limit=10))
+        if len(radius.pairs) > 10:
+            out.append(f"    ... and {len(radius.pairs) - 10} more (--format json lists 50)")
     if drift.diff:
         out.extend("    " + paint.diff_line(line) for line in drift.diff.splitlines())
     return "\n".join(out)

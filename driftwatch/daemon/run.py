@@ -4,8 +4,8 @@ named task under one :class:`~driftwatch.daemon.supervisor.Supervisor`.
 ::
 
     desired ──(DesiredState per commit)──┐
-                                         ├─► queue ─► engine: DriftTracker ─► notifiers
-    watcher ──(LiveSynced, LivePut, ...)─┘
+    watcher ──(LiveSynced, LivePut, ...)─┼─► queue ─► engine: DriftTracker ─► notifiers
+    topology ──(TopologyUpdate)──────────┘
     server: /healthz, /readyz, /metrics, /api/v1 (the store), /hooks/git (sets ``refresh``)
 
 The engine is the only task that touches the tracker, so the tracker needs no lock; it
@@ -13,6 +13,11 @@ drains pending keys in small slices and yields to the event loop between them, s
 10,000-policy start-up never blocks the loop for long. Comparing a whole new desired state
 with the previous one runs in a worker thread (the engine waits for it, so the tracker is
 still touched by one task at a time).
+
+With ``cluster.watch_topology`` (the default), a ``topology`` task watches pods and
+namespaces (:class:`~driftwatch.daemon.topology.TopologyFeed`) and queues each new topology
+for the engine, which hands it to the tracker: drifts then carry their blast radius. It is
+not part of readiness, and a cluster whose pods may not be listed is watched without it.
 
 With ``server:`` configured (or a :class:`~driftwatch.server.HttpServer` passed in), a
 fourth task serves HTTP; the daemon feeds :class:`~driftwatch.server.Metrics` through plain
@@ -39,6 +44,7 @@ from driftwatch.daemon.leadership import Leadership, record_open_drifts
 from driftwatch.daemon.notifications import Notifications
 from driftwatch.daemon.notifier import Notifier
 from driftwatch.daemon.supervisor import Supervisor
+from driftwatch.daemon.topology import TopologyFeed
 from driftwatch.desired import (
     DesiredState,
     DesiredStateError,
@@ -56,6 +62,7 @@ from driftwatch.live import (
     LiveResynced,
     LiveSynced,
     PolicyWatcher,
+    TopologyWatcher,
     WatchOptions,
     connect,
 )
@@ -73,8 +80,9 @@ from driftwatch.server import (
     summarise_incidents,
 )
 from driftwatch.settings import Settings
+from driftwatch.topology import Topology
 
-__all__ = ["Daemon", "DaemonTuning", "DesiredUpdate"]
+__all__ = ["Daemon", "DaemonTuning", "DesiredUpdate", "TopologyUpdate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,13 @@ class DesiredUpdate:
     """A new desired state (the first load, or a new commit)."""
 
     state: DesiredState
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyUpdate:
+    """The cluster's workloads and namespaces now (``None``: no longer known)."""
+
+    topology: Topology | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +117,8 @@ class DaemonTuning:
     """Seconds the watcher may be away from the API server (reconnecting, relisting, or
     unable to reach it) before ``/readyz`` says so: a cut stream is resumed in
     milliseconds, and a probe need not flap for it."""
+    topology_coalesce: float = 0.1
+    """At most one new topology per this many seconds (a burst of pod events is one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +128,7 @@ class CatchUp:
     done: asyncio.Future[None]
 
 
-Input = DesiredUpdate | LiveEvent | CatchUp
+Input = DesiredUpdate | LiveEvent | CatchUp | TopologyUpdate
 _WATCHED = (LivePut, LiveDeleted, LiveInvalid)
 """Inputs whose drift events count in the detection latency (one watch event each)."""
 DEAD_LETTER_SCAN = 10_000
@@ -179,6 +196,7 @@ class Daemon:
             RuleEngine(settings.rules.to_options()),
             cluster=settings.cluster.name,
             ignore=settings.ignore.to_rules(),
+            sensitivity=settings.rules.sensitive_workloads.to_sensitivity(),
         )
         self.supervisor = Supervisor(grace=self.tuning.grace, log=self.log)
         self.ready = asyncio.Event()
@@ -199,6 +217,14 @@ class Daemon:
         self._git_cache = git_cache
         self._executor = executor
         self._watcher: PolicyWatcher | None = None
+        self._topology = TopologyFeed(
+            settings.cluster,
+            self._put_topology,
+            options=self.tuning.watch,
+            backoff=self.tuning.backoff,
+            coalesce=self.tuning.topology_coalesce,
+            log=self.log,
+        )
         self._api = api
         self._first_load = asyncio.Event()
         self._fetched = asyncio.Event()
@@ -231,6 +257,9 @@ class Daemon:
         self.supervisor.add("desired", self._desired_task)
         self.supervisor.add("watcher", self._watch_task)
         self.supervisor.add("engine", self._engine_task)
+        if self.settings.cluster.watch_topology:
+            # One-shot: a cluster whose pods cannot be watched is watched without them.
+            self.supervisor.add("topology", self._topology_task, daemon=False)
         notifications, leadership = self.notifications, self.leadership
         if notifications is not None and leadership is not None:
             self.supervisor.add("election", leadership.campaign)
@@ -251,6 +280,10 @@ class Daemon:
     @property
     def watcher(self) -> PolicyWatcher | None:
         return self._watcher
+
+    @property
+    def topology_watcher(self) -> TopologyWatcher | None:
+        return self._topology.watcher
 
     # --- what the server asks ----------------------------------------------------------------
 
@@ -441,6 +474,13 @@ class Daemon:
             async for event in events:
                 self._queue.put_nowait((event, time.perf_counter()))
 
+    async def _topology_task(self) -> None:
+        await self._first_load.wait()  # as the policy watch, and after it: it matters less
+        await self._topology.run(self._api)
+
+    def _put_topology(self, topology: Topology | None) -> None:
+        self._queue.put_nowait((TopologyUpdate(topology), time.perf_counter()))
+
     # --- the engine ------------------------------------------------------------------------
 
     async def _engine_task(self) -> None:
@@ -513,6 +553,8 @@ class Daemon:
         tracker = self.tracker
         if isinstance(item, CatchUp):
             await self._catch_up(item)
+        elif isinstance(item, TopologyUpdate):
+            tracker.set_topology(item.topology)
         elif isinstance(item, DesiredUpdate):
             # Comparing 10,000 policies with the last state takes a while: off the loop.
             await asyncio.to_thread(tracker.set_desired, item.state.policies)

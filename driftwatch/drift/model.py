@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from driftwatch.connectivity import BlastRadius
 from driftwatch.drift.diff import unified_diff
 from driftwatch.policy import NetworkPolicy, PolicyKey, Provenance
 from driftwatch.rules import Finding, Severity, Status
@@ -26,6 +27,9 @@ class Drift:
     not compared (it follows from the two sides)."""
     findings: tuple[Finding, ...]
     severity: Severity | None
+    blast_radius: BlastRadius | None = field(default=None, compare=False)
+    """Which workload pairs gain or lose connections (``None``: the topology is unknown);
+    see :func:`driftwatch.drift.blast.with_blast_radius`."""
 
     @property
     def diff(self) -> str:

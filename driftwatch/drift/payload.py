@@ -35,6 +35,7 @@ def drift_json(drift: Drift) -> dict[str, Any]:
         "diff": drift.diff,
         "desired_source": source_json(drift.source),
         "live_change": origin_json(drift.live.origin if drift.live is not None else None),
+        "blast_radius": None if drift.blast_radius is None else drift.blast_radius.to_json(),
     }
 
 

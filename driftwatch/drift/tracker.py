@@ -10,6 +10,10 @@ Cost: a key whose side did not change (by ``==``) is never pending; a pending ke
 sync costs one ``==`` (no ignore check, no rules); a pending key whose pair is ``==`` to the
 pair of its open drift reuses that drift's findings (no rules) unless the engine changed.
 
+With a topology (:meth:`DriftTracker.set_topology`: the daemon's pod watch), every drift
+carries its blast radius and the severity adjustments of :mod:`driftwatch.drift.blast`,
+against the live policies of the cluster; a new topology re-evaluates the open drifts.
+
 Pure code: no I/O, no event loop, no clock.
 """
 
@@ -20,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
+from driftwatch.drift.blast import Sensitivity, with_blast_radius
 from driftwatch.drift.compare import compare
 from driftwatch.drift.events import (
     DriftEvent,
@@ -32,6 +37,7 @@ from driftwatch.drift.ignore import IgnoreRules
 from driftwatch.drift.model import Drift
 from driftwatch.policy import NetworkPolicy, PolicyKey
 from driftwatch.rules import RuleEngine
+from driftwatch.topology import Topology
 
 __all__ = ["DriftTracker"]
 
@@ -55,16 +61,27 @@ class DriftTracker:
         "_has_live",
         "_ignore",
         "_live",
+        "_live_by_ns",
         "_open",
         "_pending",
+        "_sensitivity",
         "_sequence",
         "_stale",
+        "_topology",
     )
 
     def __init__(
-        self, engine: RuleEngine, *, cluster: str = "default", ignore: IgnoreRules | None = None
+        self,
+        engine: RuleEngine,
+        *,
+        cluster: str = "default",
+        ignore: IgnoreRules | None = None,
+        sensitivity: Sensitivity | None = None,
     ) -> None:
         self._engine = engine
+        self._topology: Topology | None = None
+        self._sensitivity = sensitivity or Sensitivity()
+        self._live_by_ns: dict[str, dict[str, NetworkPolicy]] = {}
         self._cluster = cluster
         self._ignore = ignore or IgnoreRules()
         self._desired: dict[_Name, NetworkPolicy] = {}
@@ -91,6 +108,9 @@ class DriftTracker:
     def set_live(self, policies: Mapping[_Name, NetworkPolicy]) -> frozenset[PolicyKey]:
         """The whole live state (the initial list, or a relist); returns the keys marked."""
         old, self._live = self._live, dict(policies)
+        self._live_by_ns = {}
+        for (ns, name), policy in self._live.items():
+            self._live_by_ns.setdefault(ns, {})[name] = policy
         return self._replace_side(old, self._live, desired_side=False)
 
     def put_live(self, policy: NetworkPolicy) -> frozenset[PolicyKey]:
@@ -98,6 +118,7 @@ class DriftTracker:
         name = (policy.namespace, policy.name)
         old = self._live.get(name)
         self._live[name] = policy
+        self._live_by_ns.setdefault(policy.namespace, {})[policy.name] = policy
         if old is not None and old == policy:
             if old.origin != policy.origin:
                 self._refresh(name, live=policy)
@@ -108,7 +129,28 @@ class DriftTracker:
         """One live policy deleted; returns the key if it was marked pending."""
         if self._live.pop((namespace, name), None) is None:
             return frozenset()
+        self._live_by_ns.get(namespace, {}).pop(name, None)
         return self._mark(((namespace, name),))
+
+    def set_topology(
+        self, topology: Topology | None, sensitivity: Sensitivity | None = None
+    ) -> frozenset[PolicyKey]:
+        """The cluster's workloads now (``None``: unknown, no blast radius). Open drifts in
+        a namespace whose workloads changed become pending (what their policy selects, and
+        so their rules, may have moved; a change elsewhere only moves the far ends of
+        their radius, refreshed at their next evaluation). ``sensitivity``: a new one (every
+        open drift is re-evaluated), or keep the last."""
+        old, self._topology = self._topology, topology
+        if sensitivity is not None and sensitivity != self._sensitivity:
+            self._sensitivity = sensitivity
+            changed = None
+        elif (old is None) != (topology is None):
+            changed = None
+        else:
+            changed = _changed_namespaces(old, topology)
+        keys = [k for k in self._open if changed is None or k.namespace in changed]
+        self._stale.update(keys)
+        return self._mark([(k.namespace, k.name) for k in keys])
 
     def replace_engine(
         self, engine: RuleEngine, ignore: IgnoreRules | None = None
@@ -250,6 +292,9 @@ class DriftTracker:
             drift = replace(before, desired=want, live=have)  # same findings, fresh sides
         else:
             drift = compare(key, want, have, self._engine)
+            if self._topology is not None and self._topology.workloads:
+                by_ns = {ns: policies.values() for ns, policies in self._live_by_ns.items()}
+                drift = with_blast_radius(drift, self._topology, by_ns, self._sensitivity)
         self._stale.discard(key)
         self._open[key] = drift
         if before is None:
@@ -277,3 +322,16 @@ class DriftTracker:
     ) -> DriftEvent:
         self._sequence += 1
         return DriftEvent(kind, drift.key, drift, previous, reason, self._sequence, live)
+
+
+def _changed_namespaces(old: Topology | None, new: Topology | None) -> set[str]:
+    """Namespaces whose workloads (names, labels, ports) differ between two topologies."""
+
+    def by_ns(t: Topology | None) -> dict[str, set[object]]:
+        out: dict[str, set[object]] = {}
+        for w in t.workloads if t is not None else ():
+            out.setdefault(w.namespace, set()).add(w)
+        return out
+
+    a, b = by_ns(old), by_ns(new)
+    return {ns for ns in a.keys() | b.keys() if a.get(ns) != b.get(ns)}

@@ -1,10 +1,11 @@
 """The live state of the cluster's NetworkPolicies: a snapshot file, a one-shot read of the
-API server (``check``), or a watch that follows every change (the daemon).
+API server (``check``), or a watch that follows every change (the daemon); and the daemon's
+watch of its pods and namespaces (the topology).
 
 The parts that talk to the API server (:func:`connect`, :func:`read_cluster`,
-:func:`load_cluster`, :class:`PolicyWatcher`, and the replicas' leader election
-:class:`LeaderElector` with :class:`LeaseTiming`) are imported on first use, so that reading
-a snapshot file does not pay for loading kubernetes_asyncio (about a second).
+:func:`load_cluster`, :class:`PolicyWatcher`, :class:`TopologyWatcher`, and the replicas'
+leader election :class:`LeaderElector` with :class:`LeaseTiming`) are imported on first use,
+so that reading a snapshot file does not pay for loading kubernetes_asyncio (about a second).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from driftwatch.live.cluster import load_cluster, read_cluster
     from driftwatch.live.connect import connect
     from driftwatch.live.leader import LeaderElector, LeaseTiming, default_identity
+    from driftwatch.live.topology import TopologyWatcher
     from driftwatch.live.watcher import PolicyWatcher, WatchStats
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "LiveSynced",
     "LiveUnavailableError",
     "PolicyWatcher",
+    "TopologyWatcher",
     "WatchOptions",
     "WatchStats",
     "connect",
@@ -74,6 +77,7 @@ _LAZY = {
     "read_cluster": "driftwatch.live.cluster",
     "PolicyWatcher": "driftwatch.live.watcher",
     "WatchStats": "driftwatch.live.watcher",
+    "TopologyWatcher": "driftwatch.live.topology",
     "LeaderElector": "driftwatch.live.leader",
     "LeaseTiming": "driftwatch.live.leader",
     "default_identity": "driftwatch.live.leader",

@@ -1,11 +1,14 @@
-"""Lists and watches of NetworkPolicies over kubernetes_asyncio, read as raw JSON.
+"""Lists and watches over kubernetes_asyncio, read as raw JSON: NetworkPolicies (the
+default), and Pods and Namespaces for the topology (:data:`PODS`, :data:`NAMESPACES`).
 
 The generated client is asked for the bare aiohttp response (``_preload_content=False``),
-so nothing goes through its model deserialisation: list pages are ``json.loads``-ed and
-parsed with :func:`~driftwatch.policy.parse_policy`, and watch streams are split into JSON
-lines here. Every failure becomes one :class:`~driftwatch.live.errors.LiveError`:
-transient ones (:class:`LiveUnavailableError`, :class:`LiveExpiredError`) for the watcher to
-retry, the rest final. Long parses hand the event loop back every few milliseconds.
+so nothing goes through its model deserialisation: list pages are ``json.loads``-ed (and,
+for NetworkPolicies, parsed with :func:`~driftwatch.policy.parse_policy`; other resources
+hand each page's raw items to the caller, :meth:`Transport.list_pages`), and watch streams
+are split into JSON lines here. Every failure becomes one
+:class:`~driftwatch.live.errors.LiveError`: transient ones (:class:`LiveUnavailableError`,
+:class:`LiveExpiredError`) for the watcher to retry, the rest final. Long parses hand the
+event loop back every few milliseconds.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
-from kubernetes_asyncio.client import ApiClient, NetworkingV1Api
+from kubernetes_asyncio.client import ApiClient, CoreV1Api, NetworkingV1Api
 
 from driftwatch.live.errors import (
     LiveAccessError,
@@ -33,7 +37,7 @@ from driftwatch.live.listing import Key, Listing, Slicer, parse_items
 from driftwatch.live.options import WatchOptions
 from driftwatch.policy import NetworkPolicy
 
-__all__ = ["Transport", "rbac_needed"]
+__all__ = ["NAMESPACES", "NETWORK_POLICIES", "PODS", "Resource", "Transport", "rbac_needed"]
 
 Obj = dict[str, Any]
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -42,9 +46,44 @@ _LIST_RESTARTS = 5  # a paginated list restarted after 410 on its continue token
 _TOO_LARGE = "too large resource version"
 
 
-def rbac_needed(namespaces: Sequence[str]) -> str:
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What a :class:`Transport` lists and watches: ``title`` (plural, for messages),
+    ``singular``, ``rbac`` (``resource.group``), ``served`` (``group/version``), the
+    generated API class and its list methods (``namespaced`` None: cluster-scoped)."""
+
+    title: str
+    singular: str
+    rbac: str
+    served: str
+    api: Callable[[ApiClient], Any]
+    cluster_wide: str
+    namespaced: str | None
+
+
+NETWORK_POLICIES = Resource(
+    "NetworkPolicies",
+    "NetworkPolicy",
+    "networkpolicies.networking.k8s.io",
+    "networking.k8s.io/v1",
+    NetworkingV1Api,
+    "list_network_policy_for_all_namespaces",
+    "list_namespaced_network_policy",
+)
+PODS = Resource(
+    "pods", "Pod", "pods", "v1", CoreV1Api, "list_pod_for_all_namespaces", "list_namespaced_pod"
+)
+NAMESPACES = Resource(
+    "namespaces", "Namespace", "namespaces", "v1", CoreV1Api, "list_namespace", None
+)
+
+Items = Callable[[list[Any]], Awaitable[None]]
+"""Takes one page's raw items (:meth:`Transport.list_pages`)."""
+
+
+def rbac_needed(namespaces: Sequence[str], resource: str = NETWORK_POLICIES.rbac) -> str:
     """The RBAC sentence for error messages."""
-    what = "driftwatch needs list and watch on networkpolicies.networking.k8s.io"
+    what = f"driftwatch needs list and watch on {resource}"
     if not namespaces:
         return f"{what} cluster-wide (a ClusterRole with those verbs and a ClusterRoleBinding)"
     names = ", ".join(namespaces)
@@ -74,9 +113,9 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class Transport:
-    """Requests to one API server for the NetworkPolicies of the whole cluster
-    (``namespace=None``) or of one namespace. ``namespaces`` is the daemon's whole
-    restriction, for the RBAC text of errors."""
+    """Requests to one API server for the objects of ``resource`` (NetworkPolicies by
+    default) of the whole cluster (``namespace=None``) or of one namespace. ``namespaces``
+    is the daemon's whole restriction, for the RBAC text of errors."""
 
     def __init__(
         self,
@@ -85,12 +124,17 @@ class Transport:
         namespaces: Sequence[str] = (),
         *,
         default_namespace: str = "default",
+        resource: Resource = NETWORK_POLICIES,
     ) -> None:
-        self.api: Any = NetworkingV1Api(api)
+        self.resource = resource
+        self.api: Any = resource.api(api)
         self.server = str(api.configuration.host)
         self.options = options
-        self.namespaces = tuple(namespaces)
+        self.namespaces = tuple(namespaces) if resource.namespaced is not None else ()
         self.default_namespace = default_namespace
+
+    def _rbac(self) -> str:
+        return rbac_needed(self.namespaces, self.resource.rbac)
 
     # --- errors -------------------------------------------------------------------------
 
@@ -114,22 +158,20 @@ class Transport:
         if code == 401:
             return LiveAccessError(
                 f"{server} rejected driftwatch's credentials ({said}); use a kubeconfig user or"
-                f" token it accepts; {rbac_needed(self.namespaces)}"
+                f" token it accepts; {self._rbac()}"
             )
+        served = f"{self.resource.served} {self.resource.title}"
         if code == 403:
             return LiveAccessError(
-                f"{server} forbids listing NetworkPolicies {self._where(namespace)} ({said});"
-                f" {rbac_needed(self.namespaces)}"
+                f"{server} forbids listing {self.resource.title} {self._where(namespace)}"
+                f" ({said}); {self._rbac()}"
             )
         if code == 404:
             if namespace is not None:
                 return LiveNotFoundError(
-                    f"{server} has no namespace {namespace!r} or does not serve"
-                    f" networking.k8s.io/v1 NetworkPolicies ({said})"
+                    f"{server} has no namespace {namespace!r} or does not serve {served} ({said})"
                 )
-            return LiveNotFoundError(
-                f"{server} does not serve networking.k8s.io/v1 NetworkPolicies ({said})"
-            )
+            return LiveNotFoundError(f"{server} does not serve {served} ({said})")
         if code == 410:
             return LiveExpiredError(f"{server}: {said}")
         if code == 504 and _TOO_LARGE in message.lower():
@@ -145,7 +187,7 @@ class Transport:
                 f"{server} failed ({said})", reason="server_error", retry_after=retry_after
             )
         return LiveApiError(
-            f"{server} answered {said} to a NetworkPolicy list {self._where(namespace)}"
+            f"{server} answered {said} to a {self.resource.singular} list {self._where(namespace)}"
         )
 
     def _connection_error(self, error: BaseException, *, waiting: str) -> LiveUnavailableError:
@@ -179,10 +221,11 @@ class Transport:
         """Send one list/watch request; a non-200 answer is raised as its error."""
         params.update(_preload_content=False, _request_timeout=timeout)
         try:
-            if namespace is None:
-                response = await self.api.list_network_policy_for_all_namespaces(**params)
+            resource = self.resource
+            if namespace is None or resource.namespaced is None:
+                response = await getattr(self.api, resource.cluster_wide)(**params)
             else:
-                response = await self.api.list_namespaced_network_policy(namespace, **params)
+                response = await getattr(self.api, resource.namespaced)(namespace, **params)
         except (aiohttp.ClientError, TimeoutError) as error:
             raise self._connection_error(error, waiting="for an answer") from error
         if not isinstance(response, aiohttp.ClientResponse):  # what _preload_content=False gives
@@ -233,22 +276,45 @@ class Transport:
         return data
 
     async def list_all(self, namespace: str | None, slicer: Slicer | None = None) -> Listing:
-        """Every page of a list, parsed; restarted from the top when a continue token
-        expires (410) part-way through."""
+        """Every page of a NetworkPolicy list, parsed; restarted from the top when a
+        continue token expires (410) part-way through."""
+        slicer = slicer if slicer is not None else Slicer()
+        policies: dict[Key, NetworkPolicy] = {}
+        invalid: dict[Key, str] = {}
+
+        async def parse(items: list[Any]) -> None:
+            await parse_items(items, policies, invalid, slicer, self.default_namespace)
+
+        def reset() -> None:
+            policies.clear()
+            invalid.clear()
+
+        version = await self.list_pages(namespace, parse, reset, slicer)
+        return Listing(policies, version, invalid)
+
+    async def list_pages(
+        self,
+        namespace: str | None,
+        items: Items,
+        reset: Callable[[], None],
+        slicer: Slicer | None = None,
+    ) -> str:
+        """Every page of a list: each page's raw items are handed to ``items``; returns
+        the list's resourceVersion. When a continue token expires (410) part-way through,
+        ``reset()`` is called and the list starts again from the top."""
         slicer = slicer if slicer is not None else Slicer()
         restarts = 0
         while True:
             try:
-                return await self._list_once(namespace, slicer)
+                return await self._list_once(namespace, items, slicer)
             except _ContinueExpired as error:
                 restarts += 1
                 if restarts > _LIST_RESTARTS:
                     raise error.cause from None
+                reset()
                 await slicer.pause()
 
-    async def _list_once(self, namespace: str | None, slicer: Slicer) -> Listing:
-        policies: dict[Key, NetworkPolicy] = {}
-        invalid: dict[Key, str] = {}
+    async def _list_once(self, namespace: str | None, items: Items, slicer: Slicer) -> str:
         token: str | None = None
         version: str | None = None
         while True:
@@ -263,12 +329,10 @@ class Transport:
             if version is None:
                 version = str(meta.get("resourceVersion") or "")
             await slicer.tick()
-            await parse_items(
-                page.get("items") or [], policies, invalid, slicer, self.default_namespace
-            )
+            await items(page.get("items") or [])
             token = str(meta.get("continue") or "") or None
             if token is None:
-                return Listing(policies, version, invalid)
+                return version
             await slicer.pause()
 
     async def watch(

@@ -25,10 +25,13 @@ def incident_body(
 ) -> dict[str, Any]:
     """``{"schema_version": 1, "type": "drift.<kind>", "incident_id", "cluster",
     "namespace", "name", "status", "severity", "findings", "diff", "desired_source",
-    "live_change", "occurred_at", "reason", "link", "opened_at", "resolved_at"}``.
+    "live_change", "occurred_at", "reason", "link", "opened_at", "resolved_at",
+    "blast_radius"}``.
 
     ``live_change`` is the live policy's last writer at the event: who made the change, or
-    for ``resolved`` who fixed it.
+    for ``resolved`` who fixed it. ``blast_radius`` (added within schema version 1: a new
+    key, null where the topology is unknown) lists the workload pairs and external ranges
+    whose allowed connections the drift changes.
     """
     drift = drift_json(event.drift)
     return {
@@ -49,4 +52,5 @@ def incident_body(
         "link": link,
         "opened_at": opened_at,
         "resolved_at": resolved_at,
+        "blast_radius": drift["blast_radius"],
     }

@@ -167,6 +167,10 @@ def _details(notification: Notification, diff_max: int, findings_max: int) -> di
         "live_change": body.get("live_change"),
         "opened_at": body.get("opened_at"),
     }
+    radius = body.get("blast_radius")
+    if isinstance(radius, dict):
+        pairs = list(radius.get("pairs") or ())
+        details["blast_radius"] = {**radius, "pairs": pairs[: max(findings_max, 1)]}
     if len(findings) > findings_max:
         details["findings_omitted"] = len(findings) - findings_max
     return details

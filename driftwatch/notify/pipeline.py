@@ -398,6 +398,7 @@ def _problem_body(
         "link": None,
         "opened_at": opened_at,
         "resolved_at": None if resolved_at is None else iso_time(resolved_at),
+        "blast_radius": None,
     }
 
 

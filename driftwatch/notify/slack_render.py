@@ -198,6 +198,31 @@ def _diff(diff: str) -> list[dict[str, Any]]:
     return blocks
 
 
+MAX_PAIRS = 8
+
+
+def _blast(body: Mapping[str, Any]) -> str | None:
+    """The blast radius: what workload pairs gain or lose, a line each (the first few)."""
+    radius = body.get("blast_radius")
+    if not isinstance(radius, Mapping):
+        return None
+    pairs = [p for p in radius.get("pairs") or () if isinstance(p, Mapping)]
+    if not pairs:
+        if radius.get("selects_no_workload"):
+            return "*Blast radius:* the policy selects no workload: no traffic moves now."
+        return None
+    total = sum(int(radius.get(k) or 0) for k in ("added", "removed", "changed"))
+    lines = [f"*Blast radius ({total} pair{'s' if total != 1 else ''}):*"]
+    for p in pairs[:MAX_PAIRS]:
+        lines.append(
+            f"• `{_esc(p.get('source'))}` → `{_esc(p.get('destination'))}`: "
+            f"{_esc(p.get('ref1'))} ⇒ *{_esc(p.get('ref2'))}*"
+        )
+    if total > MAX_PAIRS:
+        lines.append(f"_and {total - MAX_PAIRS} more_")
+    return cut("\n".join(lines), MAX_SECTION)
+
+
 def _source(body: Mapping[str, Any]) -> str | None:
     source = body.get("desired_source")
     where = None
@@ -249,6 +274,8 @@ def render(notification: Notification, *, reply: bool = False) -> SlackMessage:
     if not reply or kind is Kind.UPDATED:
         if body.get("findings"):
             blocks.append(_section(_findings(list(body["findings"]))))
+        if (radius := _blast(body)) is not None:
+            blocks.append(_section(radius))
         if str(body.get("diff") or "").strip():
             blocks += _diff(str(body["diff"]))
     details = [t for t in (_source(body), _change(body, kind)) if t]

@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from driftwatch.drift import IgnoreRules, PolicyMatcher
+from driftwatch.drift.blast import Sensitivity
 from driftwatch.policy import LabelSelector, parse_selector_string
 from driftwatch.policy.parse import PolicyError, parse_label_selector
 from driftwatch.rules import CATALOGUE, Escalation, RuleOptions, Severity
@@ -162,6 +163,33 @@ def _check_port(port: str | int) -> str | int:
     return port
 
 
+class SensitiveWorkloadSettings(_Model):
+    """Workloads whose new exposure raises a drift one level (rule
+    ``sensitive-workload-exposed``; needs the topology: the daemon's pod watch, or
+    workloads among ``check``'s manifests)."""
+
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespace globs (``prod-*``, ``payments``)."""
+    labels: list[str] = Field(default_factory=list)
+    """Pod labels: ``key=value``, or ``key`` for any value (``data-class=pci``, ``pci``)."""
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        for text in value:
+            key = text.split("=", 1)[0]
+            if not key or key != key.strip():
+                raise ValueError(f"{text!r} is not a label: write key=value or key")
+        return value
+
+    def to_sensitivity(self) -> Sensitivity:
+        labels = []
+        for text in self.labels:
+            key, _, value = text.partition("=")
+            labels.append((key, value if "=" in text else None))
+        return Sensitivity(tuple(self.namespaces), tuple(labels))
+
+
 class RuleSettings(_Model):
     """The ``rules:`` section: which rules run, how loud they are, and what they trust."""
 
@@ -177,6 +205,10 @@ class RuleSettings(_Model):
         default_factory=list
     )
     """Ports, besides the built-in list, that escalate ``ports-widened``."""
+    sensitive_workloads: SensitiveWorkloadSettings = Field(
+        default_factory=SensitiveWorkloadSettings
+    )
+    """Namespaces and labels whose workloads' new exposure raises a drift one level."""
 
     @field_validator("disabled")
     @classmethod
@@ -240,6 +272,10 @@ class ClusterSettings(_Model):
     """Namespaces to watch; empty: every namespace."""
     token: SecretStr | None = None
     """Bearer token used instead of the kubeconfig's credentials (or ``token_file``)."""
+    watch_topology: bool = True
+    """Also watch pods and namespaces, so that every drift carries its blast radius (the
+    workload pairs it opens or closes). Needs ``list``/``watch`` on pods and namespaces;
+    false: no blast radius in the daemon."""
 
     @field_validator("kubeconfig")
     @classmethod

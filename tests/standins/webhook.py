@@ -59,9 +59,13 @@ BODY_SCHEMA: Mapping[str, tuple[type | None, ...]] = {
     "link": (str, None),
     "opened_at": (str, None),
     "resolved_at": (str, None),
+    "blast_radius": (dict, None),
 }
 """The incident body's documented fields (``Notification.body``, ``schema_version`` 1) and
 the JSON types each may hold (``None`` for null)."""
+ADDED_IN_V1 = frozenset({"blast_radius"})
+"""Keys added within schema version 1: a body written before them (still in an outbox
+across an upgrade) may lack them."""
 TYPES = frozenset(f"drift.{k}" for k in ("opened", "updated", "resolved", "reminder", "test"))
 BATCH_SCHEMA: Mapping[str, type] = {
     "schema_version": int,
@@ -76,7 +80,7 @@ LIVE_CHANGE_KEYS = frozenset({"manager", "operation", "time"})
 
 def body_problems(body: Mapping[str, Any]) -> list[str]:
     """What keeps ``body`` from matching the documented schema (empty when it does)."""
-    problems = [f"missing {k}" for k in BODY_SCHEMA if k not in body]
+    problems = [f"missing {k}" for k in BODY_SCHEMA if k not in body and k not in ADDED_IN_V1]
     problems += [f"undocumented {k}" for k in body if k not in BODY_SCHEMA]
     for key, allowed in BODY_SCHEMA.items():
         value = body.get(key)
