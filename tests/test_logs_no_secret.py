@@ -103,7 +103,9 @@ def test_no_secret_reaches_the_log_in_either_format(tmp_path: Path, fmt: str) ->
                         await asyncio.sleep(0.05)
 
                 try:
-                    url = (await until(r"(http://127\.0\.0\.1:\d+)")).group(1)
+                    # The server's own line ("serving http", url=...): the watcher's
+                    # line names the API server's URL and may come first.
+                    url = (await until(r'(?:url=|"url":")(http://127\.0\.0\.1:\d+)')).group(1)
                     await until("in sync with the cluster")
                     await asyncio.to_thread(
                         kubectl.run, "-n", "shop", "patch", "networkpolicy", POLICY,

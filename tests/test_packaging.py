@@ -21,6 +21,7 @@ import yaml
 from driftwatch.desired.git import default_cache_dir
 from driftwatch.incidents.kubernetes import RECEIVERS_CONFIG_MAP
 from driftwatch.incidents.sqlite import default_state_path
+from driftwatch.server.admission import ADMISSION_PATH
 from driftwatch.settings import parse_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,14 @@ KUBERNETES_VERSION = "1.32"
 
 SHIPPED_EXEC = "/opt/driftwatch/bin/driftwatch"
 SECRETS_DIR = "/run/secrets/driftwatch"
-NOT_APPLIED = {"kustomization.yaml", "secret.example.yaml"}
-"""Files of config/kubernetes that kustomization.yaml does not list, on purpose."""
+NOT_APPLIED = {
+    "kustomization.yaml",
+    "secret.example.yaml",
+    "validatingwebhookconfiguration.yaml",
+    "remediation-clusterrolebinding.yaml",
+}
+"""Files of config/kubernetes that kustomization.yaml does not list, on purpose (the
+webhook needs a serving certificate first; write access for remediation is opt-in)."""
 
 
 def _tool(name: str) -> str | None:
@@ -485,19 +492,29 @@ def test_the_namespaced_role_grants_only_what_election_and_the_store_use() -> No
         assert definition["spec"]["scope"] == "Namespaced"
 
 
-def test_the_remediation_role_writes_policies_and_nothing_binds_it() -> None:
-    assert {v for _, _, v in _grants("remediation-clusterrole.yaml")} == {
-        "create",
-        "update",
-        "patch",
-        "delete",
+def test_the_remediation_role_writes_policies_and_only_its_opt_in_binding_binds_it() -> None:
+    # Exactly what reverts use: server-side apply (patch; create when missing) and delete.
+    assert _grants("remediation-clusterrole.yaml") == {
+        ("networking.k8s.io", "networkpolicies", verb) for verb in ("patch", "create", "delete")
     }
-    assert {r for _, r, _ in _grants("remediation-clusterrole.yaml")} == {"networkpolicies"}
     name = _one("remediation-clusterrole.yaml")["metadata"]["name"]
+    binding = "remediation-clusterrolebinding.yaml"
     for path in _manifests():
         for document in _documents(path):
-            if document["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+            if document["kind"] in ("ClusterRoleBinding", "RoleBinding") and path.name != binding:
                 assert document["roleRef"]["name"] != name, path.name
+    # `kubectl apply -k` leaves driftwatch read-only: the binding is applied deliberately.
+    assert binding not in _one("kustomization.yaml")["resources"]
+    document = _one(binding)
+    assert document["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": name,
+    }
+    account = _one("serviceaccount.yaml")["metadata"]
+    assert document["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
 
 
 def test_the_bindings_grant_the_roles_to_driftwatchs_service_account() -> None:
@@ -599,3 +616,37 @@ def test_the_pod_configuration_matches_the_manifests() -> None:
     assert config["ha"]["enabled"] is True
     assert config["ha"]["lease_namespace"] == _one("role.yaml")["metadata"]["namespace"]
     assert config["state"]["path"].startswith("/var/lib/driftwatch/")
+
+
+def test_the_admission_webhook_fails_open_and_calls_what_driftwatch_serves() -> None:
+    documents = {d["kind"]: d for d in _documents(KUBE / "validatingwebhookconfiguration.yaml")}
+    (hook,) = documents["ValidatingWebhookConfiguration"]["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"  # an outage of driftwatch never blocks a deploy
+    assert hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["timeoutSeconds"] == 5
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["networking.k8s.io"],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE", "DELETE"],
+            "resources": ["networkpolicies"],
+            "scope": "Namespaced",
+        }
+    ]
+    excluded = hook["namespaceSelector"]["matchExpressions"][0]
+    assert excluded["operator"] == "NotIn"
+    assert {"kube-system", "driftwatch"} <= set(excluded["values"])
+    # The webhook's Service reaches the daemon's Pods on the admission port.
+    service = documents["Service"]
+    reference = hook["clientConfig"]["service"]
+    assert (reference["name"], reference["namespace"]) == (
+        service["metadata"]["name"],
+        service["metadata"]["namespace"],
+    )
+    assert reference["path"] == ADMISSION_PATH
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == reference["port"]
+    assert port["targetPort"] == 8443
+    selector = _one("deployment.yaml")["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector

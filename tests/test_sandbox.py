@@ -549,7 +549,12 @@ async def test_discovery_and_openapi_documents() -> None:
         assert {"watch", "patch", "list"} <= set(netpol["verbs"])
         async with session.get("/apis") as r:
             groups = [g["name"] for g in (await r.json())["groups"]]
-        assert groups == ["networking.k8s.io", "coordination.k8s.io", "apiextensions.k8s.io"]
+        assert groups == [
+            "networking.k8s.io",
+            "coordination.k8s.io",
+            "apiextensions.k8s.io",
+            "admissionregistration.k8s.io",
+        ]
         async with session.get("/openapi/v3") as r:
             index = (await r.json())["paths"]
         async with session.get(index["apis/networking.k8s.io/v1"]["serverRelativeURL"]) as r:

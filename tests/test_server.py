@@ -325,7 +325,7 @@ async def test_incidents_are_listed_filtered_and_found_by_encoded_id(tmp_path: P
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("?state=closed", "state must be one or more of open, resolved, updated"),
+        ("?state=closed", "state must be one or more of approved, open, resolved, updated"),
         ("?severity=urgent", "severity must be one or more of"),
         ("?limit=0", "limit must be an integer from 1 to 1000"),
         ("?limit=5000", "limit must be an integer from 1 to 1000"),

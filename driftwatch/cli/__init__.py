@@ -16,6 +16,7 @@ from driftwatch.cli import (
     config,
     connectivity,
     demo,
+    incidents,
     notify,
     run,
     sandbox,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_parser(commands)
     catalogue.add_parsers(commands)
     connectivity.add_parser(commands)
+    incidents.add_parsers(commands)
     bench.add_parser(commands)
     return parser
 

@@ -155,10 +155,9 @@ class Notifications:
 
     async def reminder_task(self, every: float = 60.0) -> None:
         """Look for incidents due a reminder every ``every`` seconds (at most a tenth of
-        ``repeat_interval``)."""
-        if self.pipeline.repeat_interval <= 0:
-            await asyncio.Event().wait()  # reminders disabled: idle until cancelled
-        step = min(every, max(0.05, self.pipeline.repeat_interval / 10))
+        ``repeat_interval``); with reminders disabled, only for snoozes that ended."""
+        repeat = self.pipeline.repeat_interval
+        step = min(every, max(0.05, repeat / 10)) if repeat > 0 else every
         while True:
             await asyncio.sleep(step)
             await self.pipeline.remind()

@@ -40,9 +40,11 @@ import structlog
 from kubernetes_asyncio.client import ApiClient
 
 from driftwatch import __version__
+from driftwatch.daemon.actions import EngineRequest, IncidentActions, slack_signing_secrets
 from driftwatch.daemon.leadership import Leadership, record_open_drifts
 from driftwatch.daemon.notifications import Notifications
 from driftwatch.daemon.notifier import Notifier
+from driftwatch.daemon.remediation import Remediator
 from driftwatch.daemon.supervisor import Supervisor
 from driftwatch.daemon.topology import TopologyFeed
 from driftwatch.desired import (
@@ -53,6 +55,8 @@ from driftwatch.desired import (
     load_path,
 )
 from driftwatch.drift import DriftEvent, DriftTracker
+from driftwatch.drift.admission import DesiredLookup
+from driftwatch.incidents import Incident
 from driftwatch.live import (
     Backoff,
     LiveDeleted,
@@ -79,6 +83,7 @@ from driftwatch.server import (
     RoleProvider,
     summarise_incidents,
 )
+from driftwatch.server.admission import AdmissionBackend, AdmissionServer
 from driftwatch.settings import Settings
 from driftwatch.topology import Topology
 
@@ -128,7 +133,7 @@ class CatchUp:
     done: asyncio.Future[None]
 
 
-Input = DesiredUpdate | LiveEvent | CatchUp | TopologyUpdate
+Input = DesiredUpdate | LiveEvent | CatchUp | TopologyUpdate | EngineRequest
 _WATCHED = (LivePut, LiveDeleted, LiveInvalid)
 """Inputs whose drift events count in the detection latency (one watch event each)."""
 DEAD_LETTER_SCAN = 10_000
@@ -159,6 +164,9 @@ def _single() -> Role:
 
 class Daemon:
     """One cluster, one desired state, the notifiers; ``await Daemon(...).run()``."""
+
+    _desired_state: DesiredState | None = None
+    """The desired state last loaded: what the admission webhook compares writes with."""
 
     def __init__(
         self,
@@ -199,6 +207,14 @@ class Daemon:
             sensitivity=settings.rules.sensitive_workloads.to_sensitivity(),
         )
         self.supervisor = Supervisor(grace=self.tuning.grace, log=self.log)
+        # Reverts to Git (``remediation:``, :meth:`revert`), off the engine's path.
+        self.remediator = Remediator(
+            settings.remediation,
+            drift_of=self.tracker.drift_of,
+            approved=self.tracker.is_approved,
+            notifications=notifications,
+            log=self.log,
+        )
         self.ready = asyncio.Event()
         """Set once the desired state is loaded, the live state listed and both compared."""
         self.desired_commit: str | None = None
@@ -214,6 +230,12 @@ class Daemon:
         ``commit`` was read (or was already current), ``(commit or None, error)`` when the
         fetch (commit ``None``) or the commit's reading failed."""
         self._queue: asyncio.Queue[tuple[Input, float]] = asyncio.Queue()
+        # Approve and snooze (the API, the Slack buttons); an approval via the engine.
+        self.actions = IncidentActions(
+            self.tracker,
+            notifications,
+            lambda request: self._queue.put_nowait((request, time.perf_counter())),
+        )
         self._git_cache = git_cache
         self._executor = executor
         self._watcher: PolicyWatcher | None = None
@@ -234,6 +256,15 @@ class Daemon:
                 settings.server, log=self.log, shutdown_timeout=self.tuning.grace / 2
             )
         self.server = server
+        # The validating admission webhook (``admission:``; a TLS listener of its own),
+        # which compares writes with the desired state last loaded.
+        self.admission = (
+            AdmissionServer(
+                settings.admission, log=self.log, shutdown_timeout=self.tuning.grace / 2
+            )
+            if settings.admission is not None
+            else None
+        )
         if metrics is None and server is not None:
             metrics = Metrics(version=__version__)
         self.metrics = metrics
@@ -254,9 +285,14 @@ class Daemon:
         if self.server is not None:
             server = self.server
             self.supervisor.add("server", lambda: server.serve(self.backend()))
+        if self.admission is not None:
+            admission = self.admission
+            self.supervisor.add("admission", lambda: admission.serve(self.admission_backend()))
         self.supervisor.add("desired", self._desired_task)
         self.supervisor.add("watcher", self._watch_task)
         self.supervisor.add("engine", self._engine_task)
+        cluster = self.settings.cluster  # remediation: a write access check, then reverts
+        self.supervisor.add("remediation", lambda: self.remediator.run(self._api, cluster))
         if self.settings.cluster.watch_topology:
             # One-shot: a cluster whose pods cannot be watched is watched without them.
             self.supervisor.add("topology", self._topology_task, daemon=False)
@@ -276,6 +312,12 @@ class Daemon:
 
     def stop(self, reason: str = "stop requested") -> None:
         self.supervisor.stop(reason)
+
+    async def revert(self, incident_id: str, actor: str, reason: str | None = None) -> Incident:
+        """Put Git's version of the incident's policy back now, whatever the remediation
+        mode, and record ``reverted`` by ``actor`` (the server's ``Backend.revert``); see
+        :meth:`Remediator.revert` for what it raises."""
+        return await self.remediator.revert(incident_id, actor=actor, reason=reason)
 
     @property
     def watcher(self) -> PolicyWatcher | None:
@@ -325,6 +367,30 @@ class Daemon:
             refresh_metrics=self._refresh_metrics,
             incidents=self.notifications.store if self.notifications is not None else None,
             git=GitTrigger(self.refresh.set, git.ref) if git is not None else None,
+            act=self.actions.act if self.notifications is not None else None,
+            live=self.actions.live,
+            slack_signing_secrets=slack_signing_secrets(self.settings),
+            revert=self.revert if self.notifications is not None else None,
+        )
+
+    def admission_backend(self) -> AdmissionBackend:
+        """The admission webhook's view of this daemon: the desired state last loaded (a
+        reference swapped on the loop, never a tracker being updated in a worker thread),
+        the tracker's rule engine and ignore rules."""
+
+        def desired() -> DesiredLookup | None:
+            state = self._desired_state
+            if state is None:
+                return None
+            policies = state.policies
+            return lambda namespace, name: policies.get((namespace, name))
+
+        tracker = self.tracker
+        return AdmissionBackend(
+            desired=desired,
+            engine=lambda: tracker.engine,
+            ignore=lambda: tracker.ignore,
+            cluster=self.settings.cluster.name,
         )
 
     async def _refresh_metrics(self) -> None:
@@ -438,6 +504,7 @@ class Daemon:
             policies=len(state.policies),
         )
         self.desired_commit = state.commit
+        self._desired_state = state
         self._queue.put_nowait((DesiredUpdate(state), time.perf_counter()))
         self._first_load.set()
 
@@ -503,6 +570,7 @@ class Daemon:
             if self.notifications is not None and self.notifications.notifier.recording:
                 # What was open before a restart and is fixed now resolves here.
                 await self.notifications.reconcile(self.tracker.open.keys())
+                await self.actions.rearm()  # approvals the tracker forgot in a restart
             self.ready.set()
             self.log.info(
                 "in sync with the cluster",
@@ -517,6 +585,7 @@ class Daemon:
         raises what the store raised."""
         await self.fetch_desired()
         await self.recheck()
+        self.remediator.sweep(self.tracker.open)  # drifts the last leader did not revert
 
     async def recheck(self) -> None:
         """The catch-up without a fetch: what a leader runs now and then, to make good an
@@ -542,6 +611,7 @@ class Daemon:
         try:
             if self.notifications is not None:
                 await record_open_drifts(self.tracker, self.notifications, log=self.log)
+                await self.actions.rearm()
         except Exception as error:  # the store's: the term retries; the engine goes on
             if not item.done.done():
                 item.done.set_exception(error)
@@ -551,7 +621,9 @@ class Daemon:
 
     async def _apply(self, item: Input) -> None:
         tracker = self.tracker
-        if isinstance(item, CatchUp):
+        if isinstance(item, EngineRequest):
+            await self.actions.apply(item)
+        elif isinstance(item, CatchUp):
             await self._catch_up(item)
         elif isinstance(item, TopologyUpdate):
             tracker.set_topology(item.topology)
@@ -595,6 +667,7 @@ class Daemon:
 
     async def _emit(self, event: DriftEvent, arrived: float, *, measured: bool = False) -> None:
         self.events_sent += 1
+        event = self.remediator.explain(event)  # a resolve its revert caused says so
         if self.metrics is not None:
             if measured:
                 self.metrics.drift_detected(time.perf_counter() - arrived)
@@ -613,3 +686,4 @@ class Daemon:
                     namespace=event.key.namespace,
                     policy=event.key.name,
                 )
+        self.remediator.observe(event)  # after the notifiers: the incident exists

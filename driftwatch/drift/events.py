@@ -34,6 +34,10 @@ class ResolveReason(enum.StrEnum):
     """Neither Git nor the cluster holds the policy any more."""
     IGNORED = "now ignored"
     """The ignore annotation or the configured ignore rules now cover the key."""
+    REVERTED = "reverted by driftwatch"
+    """driftwatch's remediation put Git's version back (the daemon tells this from "live
+    matches Git again" and "deleted on both sides": the tracker cannot, see
+    :meth:`driftwatch.daemon.remediation.Remediator.explain`)."""
 
 
 _STATUS_WORDS = {

@@ -14,6 +14,13 @@ With a topology (:meth:`DriftTracker.set_topology`: the daemon's pod watch), eve
 carries its blast radius and the severity adjustments of :mod:`driftwatch.drift.blast`,
 against the live policies of the cluster; a new topology re-evaluates the open drifts.
 
+An open drift can be *approved* (:meth:`DriftTracker.approve`): its (desired, live) pair is
+remembered and, while both sides stay ``==`` to it, the key emits nothing (a new engine or
+topology refreshes its findings silently). The first change of either side ends the
+approval: the key is evaluated as usual, and if it is still drifted an ``updated`` event
+is emitted whatever changed (even a change no finding reflects), its reason saying which
+side changed after the approval, so that the incident is reopened.
+
 Pure code: no I/O, no event loop, no clock.
 """
 
@@ -54,6 +61,7 @@ class DriftTracker:
     """
 
     __slots__ = (
+        "_approved",
         "_cluster",
         "_desired",
         "_engine",
@@ -93,6 +101,8 @@ class DriftTracker:
         self._stale: set[PolicyKey] = set()
         """Open drifts whose findings came from an engine since replaced."""
         self._sequence = 0
+        self._approved: dict[PolicyKey, tuple[NetworkPolicy | None, NetworkPolicy | None]] = {}
+        """Approved drifts: the (desired, live) pair approved."""
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -163,6 +173,31 @@ class DriftTracker:
         self._ignore = ignore or IgnoreRules()
         self._stale = set(self._open)
         return self._mark(self._all_names())
+
+    @property
+    def engine(self) -> RuleEngine:
+        """The rule engine drifts are classified with (the admission webhook judges writes
+        with the same one)."""
+        return self._engine
+
+    @property
+    def ignore(self) -> IgnoreRules:
+        """The ignore rules in force."""
+        return self._ignore
+
+    def approve(self, key: PolicyKey) -> bool:
+        """Approve the open drift of ``key`` as it is: no event while neither side changes;
+        on the next change, evaluated as usual, and ``updated`` if still drifted (see the
+        module docstring). False (nothing done) when ``key`` has no open drift."""
+        drift = self._open.get(key)
+        if drift is None:
+            return False
+        self._approved[key] = (drift.desired, drift.live)
+        return True
+
+    def is_approved(self, key: PolicyKey) -> bool:
+        """Whether ``key``'s open drift is approved (and unchanged since)."""
+        return key in self._approved
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -273,6 +308,7 @@ class DriftTracker:
             reason = ResolveReason.GIT_MATCHES_LIVE if git_moved else ResolveReason.LIVE_MATCHES_GIT
         elif self._ignore.ignores(key, want, have):
             reason = ResolveReason.IGNORED
+        approved = self._approved.pop(key, None) if self._approved else None
         if reason is not None:
             if self._stale:
                 self._stale.discard(key)
@@ -301,6 +337,17 @@ class DriftTracker:
             return self._event(
                 EventKind.OPENED, drift, previous=None, reason=opened_reason(drift), live=have
             )
+        if approved is not None:
+            if approved[0] == want and approved[1] == have:
+                self._approved[key] = approved  # still the approved pair: nothing to say
+                return None
+            return self._event(
+                EventKind.UPDATED,
+                drift,
+                previous=before,
+                reason=_after_approval(approved, want, have, before, drift),
+                live=have,
+            )
         if before.status is drift.status and before.findings == drift.findings:
             return None  # only the diff, provenance or origin moved
         return self._event(
@@ -322,6 +369,27 @@ class DriftTracker:
     ) -> DriftEvent:
         self._sequence += 1
         return DriftEvent(kind, drift.key, drift, previous, reason, self._sequence, live)
+
+
+def _after_approval(
+    approved: tuple[NetworkPolicy | None, NetworkPolicy | None],
+    want: NetworkPolicy | None,
+    have: NetworkPolicy | None,
+    before: Drift,
+    drift: Drift,
+) -> str:
+    """Why an approved drift is reported again: which side changed since the approval,
+    and what that did to the drift."""
+    git, live = approved[0] != want, approved[1] != have
+    if git and live:
+        side = "Git and the live policy changed"
+    elif git:
+        side = "Git changed"
+    else:
+        side = "the live policy changed again"
+    if before.status is drift.status and before.findings == drift.findings:
+        return f"{side} after the approval"
+    return f"{side} after the approval; {updated_reason(before, drift)}"
 
 
 def _changed_namespaces(old: Topology | None, new: Topology | None) -> set[str]:

@@ -12,6 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from driftwatch.incidents.actions import (
+    Action,
+    IncidentActionError,
+    IncidentResolved,
+    NotLeading,
+    UnknownIncident,
+)
 from driftwatch.incidents.model import (
     DeadLetter,
     Incident,
@@ -28,15 +35,20 @@ if TYPE_CHECKING:
     from driftwatch.incidents.kubernetes import KubernetesStore, KubernetesStoreError
 
 __all__ = [
+    "Action",
     "DeadLetter",
     "Incident",
+    "IncidentActionError",
+    "IncidentResolved",
     "IncidentState",
     "IncidentStore",
     "KubernetesStore",
     "KubernetesStoreError",
+    "NotLeading",
     "Outgoing",
     "Pending",
     "SqliteStore",
+    "UnknownIncident",
     "default_state_path",
     "incident_id",
     "iso_time",

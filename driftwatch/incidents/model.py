@@ -22,6 +22,9 @@ class IncidentState(enum.StrEnum):
     OPEN = "open"
     UPDATED = "updated"
     """Open, and changed since it opened (status, severity or findings)."""
+    APPROVED = "approved"
+    """Open, and its live version approved by someone: nothing is sent about it until Git
+    or the live policy changes again (then it is ``updated`` again)."""
     RESOLVED = "resolved"
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from driftwatch.drift import DriftEvent, drift_json, origin_json
+from driftwatch.incidents import iso_time
+from driftwatch.policy import PolicyKey
+from driftwatch.rules import Finding
 
-__all__ = ["SCHEMA_VERSION", "incident_body"]
+__all__ = ["SCHEMA_VERSION", "incident_body", "problem_body"]
 
 SCHEMA_VERSION = 1
 
@@ -53,4 +56,40 @@ def incident_body(
         "opened_at": opened_at,
         "resolved_at": resolved_at,
         "blast_radius": drift["blast_radius"],
+    }
+
+
+def problem_body(
+    key: PolicyKey,
+    kind: str,
+    iid: str,
+    *,
+    status: str,
+    findings: tuple[Finding, ...],
+    reason: str,
+    now: float,
+    opened_at: str,
+    resolved_at: float | None,
+) -> dict[str, Any]:
+    """The incident body (``notify.body``'s shape) of a problem that is not a drift."""
+    severity = max((f.severity for f in findings), default=None)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": f"drift.{kind}",
+        "incident_id": iid,
+        "cluster": key.cluster,
+        "namespace": key.namespace,
+        "name": key.name,
+        "status": status,
+        "severity": None if severity is None else str(severity),
+        "findings": [f.to_json() for f in findings],
+        "diff": "",
+        "desired_source": None,
+        "live_change": None,
+        "occurred_at": iso_time(now),
+        "reason": reason,
+        "link": None,
+        "opened_at": opened_at,
+        "resolved_at": None if resolved_at is None else iso_time(resolved_at),
+        "blast_radius": None,
     }

@@ -7,6 +7,13 @@ One incident is one PagerDuty alert, keyed by ``dedup_key`` = the incident id:
   summary, severity and details instead of opening a second one; a trigger sent twice
   after a crash is harmless for the same reason.
 * ``resolved`` sends ``resolve`` with the same key (no payload: PagerDuty ignores it).
+* People's actions: an ``updated`` of an *approved* incident sends ``resolve`` (the live
+  version is accepted: nothing to page about), so that when the drift changes again and
+  the incident reopens, its ``trigger`` opens a new alert (a trigger for an alert still
+  acknowledged would only be logged on it). The ``updated`` announcing a *snooze* sends
+  ``acknowledge`` (the page stops escalating; PagerDuty's own acknowledgement timeout
+  still applies). Other actions (``reverted``) trigger as updates do; every trigger's
+  ``custom_details`` carry the incident's ``state`` and ``actions``.
 * ``test`` (``driftwatch notify test``) sends one ``trigger`` whose summary starts with
   ``[TEST]`` and says it is about no real drift, keyed by the notification's own id so
   that every test opens a fresh alert (and a retried one does not open two). It is *not*
@@ -167,6 +174,9 @@ def _details(notification: Notification, diff_max: int, findings_max: int) -> di
         "live_change": body.get("live_change"),
         "opened_at": body.get("opened_at"),
     }
+    if body.get("actions"):
+        details["state"] = body.get("state")
+        details["actions"] = list(body["actions"])[-10:]
     radius = body.get("blast_radius")
     if isinstance(radius, dict):
         pairs = list(radius.get("pairs") or ())
@@ -181,13 +191,32 @@ def event_for(notification: Notification, routing_key: str) -> dict[str, Any]:
     return _event(notification, routing_key, DIFF_CHARS_MAX, FINDINGS_MAX)
 
 
+def _action(notification: Notification) -> str:
+    """``trigger``, or ``resolve``/``acknowledge`` (see the module docstring)."""
+    body = notification.body
+    if notification.kind is Kind.RESOLVED:
+        return "resolve"
+    if notification.kind is not Kind.UPDATED:
+        return "trigger"
+    if body.get("state") == "approved":
+        return "resolve"
+    actions = body.get("actions")
+    last = actions[-1] if isinstance(actions, list) and actions else None
+    # The notification announcing an action is the one that occurred when it was done.
+    snoozed = isinstance(last, Mapping) and last.get("action") == "snoozed"
+    if snoozed and isinstance(last, Mapping) and last.get("at") == body.get("occurred_at"):
+        return "acknowledge"
+    return "trigger"
+
+
 def _event(
     notification: Notification, routing_key: str, diff_max: int, findings_max: int
 ) -> dict[str, Any]:
-    if notification.kind is Kind.RESOLVED:
+    action = _action(notification)
+    if action != "trigger":
         return {
             "routing_key": routing_key,
-            "event_action": "resolve",
+            "event_action": action,
             "dedup_key": _dedup_key(notification.incident_id),
         }
     body = notification.body

@@ -29,6 +29,12 @@ batch id, kind and incident ids). ``ok: true`` is delivered; HTTP 429
 retried; other Slack errors and 4xx are permanent. No reason holds the token or webhook URL.
 Requests to one channel are spaced by ``min_interval`` (Slack: ~1 message/s per channel).
 
+**Buttons** (``signing_secret``, or ``buttons: true`` with ``server.slack_signing_secret``):
+an open incident's message carries *Revert to Git*, *Approve live* and *Snooze 4h*,
+handled by the server's ``POST /hooks/slack`` (the Slack app's interactivity URL), which
+checks Slack's signature with the signing secret; the action's ``updated`` notification
+then edits the message as any update does.
+
 slack_sdk, as used here: its retry handlers are off (the outbox retries; its 429 handler
 would sleep inside the call); its ``timeout`` only covers sessions it creates, so calls are
 bounded with ``asyncio.timeout``; it reads ``HTTP(S)_PROXY`` itself, ignoring ``NO_PROXY``,
@@ -118,6 +124,14 @@ class SlackConfig(SecretFileModel):
     """Instead of ``token`` and ``channel``: an incoming webhook's URL (its channel is
     fixed when the webhook is made; no threads, no edits). A secret: it holds the key.
     May be given as ``webhook_url_file``."""
+    signing_secret: SecretStr | None = None
+    """The Slack app's signing secret (*Basic Information → App Credentials*), usually
+    ``signing_secret_file``: turns on the message's buttons, and ``POST /hooks/slack``
+    (with a ``server:``) accepts their clicks signed with it."""
+    buttons: bool | None = None
+    """Show the buttons (Revert, Approve, Snooze 4h) on incident messages; unset: when
+    ``signing_secret`` is set (give ``true`` when the secret is
+    ``server.slack_signing_secret``)."""
 
     @field_validator("token")
     @classmethod
@@ -230,6 +244,10 @@ class SlackReceiver:
         self._webhook = config.webhook_url.get_secret_value() if config.webhook_url else ""
         self._client: AsyncWebClient | None = None
         self._secrets: list[str] = []
+        self.buttons = config.buttons if config.buttons is not None else bool(config.signing_secret)
+        """Whether incident messages carry the action buttons."""
+        if config.signing_secret is not None:
+            self._secrets.append(config.signing_secret.get_secret_value())
         if self._webhook:
             key = urlsplit(self._webhook).path.rstrip("/").rpartition("/")[2]
             self._secrets += [self._webhook] + ([key] if len(key) >= 8 else [])
@@ -247,7 +265,8 @@ class SlackReceiver:
     async def deliver(self, notification: Notification) -> Outcome:
         self._check_session()
         if self._client is None:
-            return await self._finish(self._post_webhook(render(notification)))
+            message = render(notification, buttons=self.buttons)
+            return await self._finish(self._post_webhook(message))
         return await self._finish(self._deliver_api(self._client, notification))
 
     async def deliver_batch(self, batch: Batch) -> Outcome:
@@ -281,7 +300,7 @@ class SlackReceiver:
             return await self._start(client, notification)
         if notification.thread.get(SHARED) == "1":
             return await self._reply_shared(client, notification, channel, ts)
-        parent = render(notification)
+        parent = render(notification, buttons=self.buttons)
         try:
             await self._call(
                 "chat.update", client.chat_update, channel=channel, ts=ts, **parent.args()
@@ -309,7 +328,8 @@ class SlackReceiver:
 
     async def _start(self, client: AsyncWebClient, notification: Notification) -> Outcome:
         """A new top-level message; its channel id and ``ts`` are the incident's thread."""
-        response = await self._post(client, self._channel, render(notification))
+        message = render(notification, buttons=self.buttons)
+        response = await self._post(client, self._channel, message)
         return Outcome.ok(_thread_of(response))
 
     async def _post_batch(self, client: AsyncWebClient, batch: Batch) -> Outcome:

@@ -10,6 +10,13 @@ leading finding, Git source and id, without diffs (several incidents share a sec
 there are more than fit one each; past 50 blocks the rest is "and N more"); its
 ``metadata`` (``driftwatch_incident_batch``) names the batch and every incident. Pure: no
 I/O (see :mod:`driftwatch.notify.slack`).
+
+The parent also shows the incident's state when it is approved or snoozed, and its latest
+actions (who approved, snoozed, reverted, and when). With ``buttons`` an open incident's
+parent ends with an ``actions`` block: *Revert to Git* (with a confirmation), *Approve
+live* (not once approved) and *Snooze 4h*, each with the incident id as ``value``
+(action ids :data:`BUTTON_REVERT`, :data:`BUTTON_APPROVE`, :data:`BUTTON_SNOOZE_4H`;
+``POST /hooks/slack`` handles them).
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from driftwatch.notify.actions import actions_of, active_snooze, describe
 from driftwatch.notify.model import Batch, Kind, Notification
 
 __all__ = [
     "BATCH_EVENT_TYPE",
+    "BUTTON_APPROVE",
+    "BUTTON_REVERT",
+    "BUTTON_SNOOZE_4H",
     "EVENT_TYPE",
     "MAX_BLOCKS",
     "MAX_FALLBACK",
@@ -47,6 +58,10 @@ BATCH_EVENT_TYPE = "driftwatch_incident_batch"
 MAX_BATCH_ENTRY = 700
 """One incident's summary in a batch message is cut to this many characters."""
 _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+BUTTON_REVERT, BUTTON_APPROVE = "driftwatch_revert", "driftwatch_approve"
+BUTTON_SNOOZE_4H = "driftwatch_snooze_4h"
+ACTIONS_BLOCK = "driftwatch_incident_actions"
+MAX_ACTIONS_SHOWN = 5
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -141,7 +156,54 @@ def _state(body: Mapping[str, Any], kind: Kind) -> str:
         lines.append(f"*Resolved:* {when}{opened}")
     elif body.get("opened_at") and kind is not Kind.TEST:
         lines.append(f"*Open since:* {_when(body['opened_at'])}")
+    if kind is not Kind.RESOLVED and kind is not Kind.TEST:
+        if body.get("state") == "approved":
+            lines.append("*Approved:* no alerts until Git or the live policy changes again")
+        occurred = _timestamp(body.get("occurred_at"))
+        snooze = active_snooze(body, occurred) if occurred is not None else None
+        if snooze is not None:
+            lines.append(f"*Snoozed until:* {_when(snooze.get('until'))}")
     return "\n".join(lines)
+
+
+def _timestamp(value: object) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _actions(body: Mapping[str, Any]) -> str | None:
+    """The latest actions, a line each (when, who did what)."""
+    recorded = actions_of(body)[-MAX_ACTIONS_SHOWN:]
+    if not recorded:
+        return None
+    lines = [f"• {_when(a.get('at'))}: {_esc(one_line(describe(a)))}" for a in recorded]
+    return cut("\n".join(["*Actions:*", *lines]), MAX_SECTION)
+
+
+def _buttons(notification: Notification) -> dict[str, Any]:
+    """The incident's buttons (an ``actions`` block), each with the incident id."""
+    iid = notification.incident_id
+
+    def button(action_id: str, text: str, **more: Any) -> dict[str, Any]:
+        label = {"type": "plain_text", "text": text}
+        return {"type": "button", "action_id": action_id, "text": label, "value": iid, **more}
+
+    confirm = {
+        "title": {"type": "plain_text", "text": "Revert to Git?"},
+        "text": {
+            "type": "plain_text",
+            "text": cut(f"Put {_policy(notification.body)} back to its version in Git.", 300),
+        },
+        "confirm": {"type": "plain_text", "text": "Revert"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+    elements = [button(BUTTON_REVERT, "Revert to Git", style="danger", confirm=confirm)]
+    if notification.body.get("state") != "approved":
+        elements.append(button(BUTTON_APPROVE, "Approve live", style="primary"))
+    elements.append(button(BUTTON_SNOOZE_4H, "Snooze 4h"))
+    return {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": elements}
 
 
 def _finding(finding: object) -> str:
@@ -251,10 +313,13 @@ def _change(body: Mapping[str, Any], kind: Kind) -> str | None:
     return text
 
 
-def render(notification: Notification, *, reply: bool = False) -> SlackMessage:
+def render(
+    notification: Notification, *, reply: bool = False, buttons: bool = False
+) -> SlackMessage:
     """The message for ``notification``: the top-level one (also what a parent is edited
     to), or with ``reply`` the reply in the incident's thread (shorter: an update's new
-    findings and diff; a reminder's or resolve's reason and state)."""
+    findings and diff; a reminder's or resolve's reason and state). ``buttons``: an open
+    incident's top-level message ends with its buttons."""
     body, kind = notification.body, notification.kind
     icon, title = _title(body, kind, reply=reply)
     blocks: list[dict[str, Any]] = [
@@ -281,10 +346,14 @@ def render(notification: Notification, *, reply: bool = False) -> SlackMessage:
     details = [t for t in (_source(body), _change(body, kind)) if t]
     if details:
         blocks.append(_section("\n".join(details)))
+    if not reply and (done := _actions(body)) is not None:
+        blocks.append(_section(done))
     cluster = f" · cluster `{_esc(body['cluster'])}`" if body.get("cluster") else ""
-    blocks.append(
-        _context(f"driftwatch {kind} · incident `{_esc(notification.incident_id)}`{cluster}")
-    )
+    context = _context(f"driftwatch {kind} · incident `{_esc(notification.incident_id)}`{cluster}")
+    open_incident = kind not in (Kind.RESOLVED, Kind.TEST) and body.get("state") != "resolved"
+    if buttons and not reply and open_incident:
+        blocks = [*blocks[: MAX_BLOCKS - 2], _buttons(notification)]
+    blocks.append(context)
     reason = one_line(body.get("reason"))
     text = cut(_esc(f"{title}: {reason}" if reason else title), MAX_FALLBACK)
     metadata = {

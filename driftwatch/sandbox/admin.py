@@ -11,6 +11,9 @@
 ``POST /_sandbox/faults/errors``            ``{"status": 500, "count", "duration", "match"}``
 ``POST /_sandbox/faults/restart``           ``{"downtime": S}``
 ``POST /_sandbox/faults/clear``             remove refuse/delay/errors rules
+``GET  /_sandbox/rbac``                     the verbs denied (403 and access reviews)
+``POST /_sandbox/rbac``                     ``{"deny": [{"verb", "resource", "namespace",
+                                            "group"}]}`` replaces them (``[]``: allow all)
 =========================================  ==================================================
 """
 
@@ -25,6 +28,7 @@ from aiohttp import web
 from driftwatch.sandbox.errors import bad_request
 from driftwatch.sandbox.faults import Faults
 from driftwatch.sandbox.handlers import json_response
+from driftwatch.sandbox.rbac import Denial, Rbac
 from driftwatch.sandbox.store import Store
 
 __all__ = ["add_admin_routes"]
@@ -61,8 +65,11 @@ def _match(params: Obj) -> str | None:
     return value
 
 
-def add_admin_routes(app: web.Application, store: Store, faults: Faults) -> None:
+def add_admin_routes(
+    app: web.Application, store: Store, faults: Faults, rbac: Rbac | None = None
+) -> None:
     """Register the ``/_sandbox/`` endpoints on ``app``."""
+    access = rbac if rbac is not None else Rbac()
 
     async def state(request: web.Request) -> web.Response:
         return json_response(
@@ -126,7 +133,18 @@ def add_admin_routes(app: web.Application, store: Store, faults: Faults) -> None
         "restart": lambda p: faults.restart(downtime=_number(p, "downtime", float) or 0.0),
         "clear": lambda p: faults.clear(),
     }
+
+    async def rbac_rules(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            rules = (await _params(request)).get("deny")
+            if not isinstance(rules, list):
+                raise bad_request('give {"deny": [{"verb": ..., "resource": ...}, ...]}')
+            access.deny([Denial.parse(r) for r in rules])
+        return json_response({"deny": [d.describe() for d in access.denied]})
+
     app.router.add_get("/_sandbox/state", state)
+    app.router.add_get("/_sandbox/rbac", rbac_rules)
+    app.router.add_post("/_sandbox/rbac", rbac_rules)
     app.router.add_get("/_sandbox/changes", changes)
     for name, action in actions.items():
         app.router.add_post(f"/_sandbox/faults/{name}", fault(action))

@@ -8,22 +8,25 @@ and duration — never headers, so tokens stay out of logs.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
+from collections.abc import Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from driftwatch.sandbox.admin import add_admin_routes
+from driftwatch.sandbox.admission import token_user
 from driftwatch.sandbox.errors import ApiError, internal_error, status_object, unauthorized
 from driftwatch.sandbox.faults import Faults
 from driftwatch.sandbox.handlers import ApiHandlers, json_response
 
-__all__ = ["MAX_BODY", "build_app"]
+__all__ = ["ADMIN_USER", "MAX_BODY", "build_app"]
 
 log = logging.getLogger("driftwatch.sandbox")
 
+ADMIN_USER = "kubernetes-admin"
+"""The user name of the sandbox's own token (as kubeadm's admin kubeconfig)."""
 MAX_BODY = 3 * 1024 * 1024
 """The real server's request body limit."""
 
@@ -47,13 +50,22 @@ def _fault_response(status: int) -> web.Response:
 
 
 def build_app(
-    api: ApiHandlers, faults: Faults, token: str | None, *, require_auth: bool = False
+    api: ApiHandlers,
+    faults: Faults,
+    token: str | None,
+    *,
+    require_auth: bool = False,
+    users: Mapping[str, str] | None = None,
 ) -> web.Application:
     """The application serving ``api``.
 
-    A request that presents a bearer token must present ``token`` (else 401); one without
-    any is served anonymously unless ``require_auth``. ``token`` None turns checks off.
+    A request that presents a bearer token must present ``token`` or one of ``users``
+    (token -> user name; else 401); one without any is served anonymously unless
+    ``require_auth``. ``token`` None turns checks off. ``api.tokens`` gets every token and
+    its user name (``token``'s is ``kubernetes-admin``): what admission webhooks are told.
     """
+    tokens = {**({token: ADMIN_USER} if token is not None else {}), **(users or {})}
+    api.tokens = tokens
 
     @web.middleware
     async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -96,10 +108,7 @@ def build_app(
         header = request.headers.get("Authorization")
         if header is None and not require_auth:
             return await handler(request)  # anonymous, as kubectl is over plain HTTP
-        scheme, _, presented = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            presented.strip().encode(), token.encode()
-        ):
+        if token_user(tokens, header) is None:
             error = unauthorized()
             return json_response(error.status(), error.code)
         return await handler(request)
@@ -109,7 +118,7 @@ def build_app(
         try:
             return await handler(request)
         except ApiError as error:
-            return json_response(error.status(), error.code)
+            return json_response(error.status(), error.code, error.warnings)
         except web.HTTPRequestEntityTooLarge:
             body = status_object(413, "RequestEntityTooLarge", f"limit is {MAX_BODY}")
             return json_response(body, 413)
@@ -129,6 +138,6 @@ def build_app(
         middlewares=[access_log, inject_faults, authenticate, errors],
         client_max_size=MAX_BODY,
     )
-    add_admin_routes(app, api.ops.store, faults)
+    add_admin_routes(app, api.ops.store, faults, api.rbac)
     app.router.add_route("*", "/{tail:.*}", api.dispatch)
     return app

@@ -60,6 +60,8 @@ class ApiError(Exception):
         self.reason = reason
         self.message = message
         self.details = details
+        self.warnings: list[str] = []
+        """``Warning`` headers to send with the error (an admission webhook's)."""
 
     def status(self) -> dict[str, Any]:
         return status_object(self.code, self.reason, self.message, self.details)

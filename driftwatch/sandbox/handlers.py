@@ -10,8 +10,8 @@ middleware. Requests for the ``Table`` format get tables (:mod:`driftwatch.sandb
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from driftwatch.sandbox import discovery
+from driftwatch.sandbox.admission import Admission, ReviewContext, request_user
 from driftwatch.sandbox.errors import (
     ApiError,
     bad_request,
@@ -35,6 +36,14 @@ from driftwatch.sandbox.operations import (
     WriteOptions,
     WriteResult,
     list_item,
+)
+from driftwatch.sandbox.patch import clone
+from driftwatch.sandbox.rbac import (
+    ACCESS_REVIEW_PATH,
+    PROTOBUF,
+    Rbac,
+    decode_review,
+    request_verb,
 )
 from driftwatch.sandbox.resources import ResourceType
 from driftwatch.sandbox.routing import GroupVersionPath, Target, resolve
@@ -175,13 +184,23 @@ class ApiHandlers:
     """The Kubernetes API of one sandbox."""
 
     def __init__(
-        self, ops: Operations, openapi: OpenAPI, info: ServerInfo, watch: WatchSettings
+        self,
+        ops: Operations,
+        openapi: OpenAPI,
+        info: ServerInfo,
+        watch: WatchSettings,
+        rbac: Rbac | None = None,
     ) -> None:
         self.ops = ops
         self.registry = ops.store.registry
         self.openapi = openapi
         self.info = info
         self.watch = watch
+        self.admission: Admission | None = None
+        """Calls validating webhooks on writes (``None``: none are called)."""
+        self.tokens: Mapping[str, str] = {}
+        """Bearer tokens and their user names (``request.userInfo`` of admission reviews)."""
+        self.rbac = rbac if rbac is not None else Rbac()
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -195,6 +214,10 @@ class ApiHandlers:
             spec = self.openapi.document(path[len("/openapi/v3/") :])
             if spec is not None:
                 return web.Response(body=spec, content_type="application/json")
+        if path.rstrip("/") == ACCESS_REVIEW_PATH and request.method == "POST":
+            if request.content_type == PROTOBUF:  # kubectl auth can-i
+                return json_response(self.rbac.review(decode_review(await request.read())), 201)
+            return json_response(self.rbac.review(await _body(request)), 201)
         target = resolve(self.registry, path)
         if isinstance(target, Target):
             return await self.resource(request, target)
@@ -246,6 +269,7 @@ class ApiHandlers:
         method = request.method
         rtype, namespace, name = target.rtype, target.namespace, target.name
         query = request.query
+        self._authorize(request, target)
         if method == "GET":
             selector = parse_selector(query.get("labelSelector"), query.get("fieldSelector"), rtype)
             table = table_version(request.headers.get("Accept", ""))
@@ -282,13 +306,23 @@ class ApiHandlers:
                 return json_response(rendered)
             return self._list_response(rtype, items, meta)
         if method == "POST" and name is None and (namespace is not None or not rtype.namespaced):
-            result = self.ops.create(rtype, namespace, await _body(request), self._options(request))
+            body = await _body(request)
+            result = await self._admitted(
+                request,
+                target,
+                self._options(request),
+                lambda o: self.ops.create(rtype, namespace, clone(body), o),
+            )
             return self._written(result, 201)
         if method == "PUT" and name is not None:
             body = await _body(request)
-            options = self._options(request)
-            result = self.ops.replace(
-                rtype, namespace, name, body, options, subresource=target.subresource
+            result = await self._admitted(
+                request,
+                target,
+                self._options(request),
+                lambda o: self.ops.replace(
+                    rtype, namespace, name, clone(body), o, subresource=target.subresource
+                ),
             )
             return self._written(result, 200)
         if method == "PATCH" and name is not None:
@@ -297,30 +331,100 @@ class ApiHandlers:
                 raise unsupported_media_type(ctype)
             options = self._options(request, apply=ctype == APPLY_PATCH)
             patch = await _body(request)
-            result = self.ops.patch(
-                rtype,
-                namespace,
-                name,
-                patch,
+            result = await self._admitted(
+                request,
+                target,
                 options,
-                patch_type=ctype,
-                subresource=target.subresource,
+                lambda o: self.ops.patch(
+                    rtype,
+                    namespace,
+                    name,
+                    clone(patch),
+                    o,
+                    patch_type=ctype,
+                    subresource=target.subresource,
+                ),
             )
             return self._written(result, 201 if result.created else 200)
         if method == "DELETE" and not target.subresource:
-            options = self._options(request)
-            body = await _body(request, required=False)
-            if name is not None:
-                status = self.ops.delete(
+            return await self._delete(request, target)
+        raise method_not_allowed(method)
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        """DELETE of one object or of a collection, through the validating webhooks."""
+        rtype, namespace, name = target.rtype, target.namespace, target.name
+        options = self._options(request)
+        body = await _body(request, required=False)
+        context = self._review_context(request, options)
+        if name is not None:
+
+            def delete() -> Obj:
+                return self.ops.delete(
                     rtype, namespace, name, body, dry_run=options.dry_run, manager=options.manager
                 )
-                return json_response(status)
-            selector = parse_selector(query.get("labelSelector"), query.get("fieldSelector"), rtype)
-            deleted = self.ops.delete_collection(
+
+            if self.admission is None:
+                return json_response(delete())
+            status, warnings = await self.admission.delete(delete, context, rtype, namespace, name)
+            return json_response(status, warnings=warnings)
+        query = request.query
+        selector = parse_selector(query.get("labelSelector"), query.get("fieldSelector"), rtype)
+
+        def delete_all() -> Obj:
+            return self.ops.delete_collection(
                 rtype, namespace, selector, dry_run=options.dry_run, manager=options.manager
             )
-            return json_response(deleted)
-        raise method_not_allowed(method)
+
+        if self.admission is None:
+            return json_response(delete_all())
+        deleted, warnings = await self.admission.delete_collection(
+            delete_all, context, rtype, namespace, selector
+        )
+        return json_response(deleted, warnings=warnings)
+
+    def _review_context(self, request: web.Request, options: WriteOptions) -> ReviewContext:
+        return ReviewContext(
+            user=request_user(request.headers, self.tokens),
+            field_manager=request.query.get("fieldManager") or None,
+            dry_run=options.dry_run,
+        )
+
+    async def _admitted(
+        self,
+        request: web.Request,
+        target: Target,
+        options: WriteOptions,
+        write: Callable[[WriteOptions], WriteResult],
+    ) -> WriteResult:
+        """``write(options)``, through the validating webhooks when there are any."""
+        if self.admission is None:
+            return write(options)
+        dry = replace(options, dry_run=True)
+        return await self.admission.write(
+            lambda dry_run: write(dry if dry_run else options),
+            self._review_context(request, options),
+            target.rtype,
+            namespace=target.namespace,
+            name=target.name,
+            subresource=target.subresource,
+        )
+
+    def _authorize(self, request: web.Request, target: Target) -> None:
+        """403 for a verb the sandbox's RBAC rules deny (an apply that creates is a create
+        too, as on the real server)."""
+        if not self.rbac.denied:
+            return
+        watch = target.legacy_watch or _truthy(request.query.get("watch"))
+        verb = request_verb(request.method, named=target.name is not None, watch=watch)
+        rtype, namespace, name = target.rtype, target.namespace, target.name
+        self.rbac.check(verb, rtype, namespace, name)
+        if (
+            verb == "patch"
+            and name is not None
+            and request.content_type == APPLY_PATCH
+            and self.ops.store.get(rtype, namespace, name) is None
+        ):
+            self.rbac.check("create", rtype, namespace, name)
 
     def _list_response(self, rtype: ResourceType, items: list[Obj], meta: Obj) -> web.Response:
         """The list as JSON, each item's encoding cached with the stored object."""

@@ -25,6 +25,7 @@ from driftwatch.sandbox.errors import FieldCause, bad_request, invalid
 from driftwatch.sandbox.metadata import META_ORDER
 from driftwatch.sandbox.resources import ResourceType
 from driftwatch.sandbox.structural import check_object
+from driftwatch.sandbox.webhooks import prepare_webhook_configuration, unknown_fields
 
 __all__ = ["NAMESPACE_NAME_LABEL", "Prepared", "prepare"]
 
@@ -37,6 +38,12 @@ _TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
 _CONFIG_MAP_FIELDS = frozenset(
     {"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"}
 )
+_TOP_FIELDS_OF = {
+    ("", "ConfigMap"): _CONFIG_MAP_FIELDS,
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): frozenset(
+        {"apiVersion", "kind", "metadata", "webhooks"}
+    ),
+}
 _META_FIELDS = frozenset(META_ORDER)
 _MAP_FIELDS = frozenset({"labels", "annotations", "matchLabels", "nodeSelector"})
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -178,7 +185,7 @@ def _unknown_field(
 
 
 def _generic_unknown_fields(rtype: ResourceType, obj: Obj, mode: str, warnings: list[str]) -> None:
-    top = _CONFIG_MAP_FIELDS if rtype.kind == "ConfigMap" and not rtype.group else _TOP_FIELDS
+    top = _TOP_FIELDS_OF.get((rtype.group, rtype.kind), _TOP_FIELDS)
     for key in list(obj):
         if key not in top:
             _unknown_field(rtype, obj, key, mode, warnings)
@@ -400,6 +407,10 @@ def prepare(
             obj = _config_map(rtype, obj)
         elif rtype.kind == "CustomResourceDefinition" and rtype.group == "apiextensions.k8s.io":
             obj = prepare_crd(rtype, obj, old, now)
+        elif rtype.group == "admissionregistration.k8s.io":
+            for path in list(unknown_fields(obj)):
+                _unknown_field(rtype, obj, path, field_validation, warnings)
+            obj = prepare_webhook_configuration(rtype, obj)
     return Prepared(_meta_omit(obj), warnings)
 
 

@@ -137,6 +137,6 @@ def stamp_update(rtype: ResourceType, obj: Obj, old: Obj) -> None:
                 k: v for k, v in old.items() if k not in skip
             }
         else:
-            changed = obj.get("spec") != old.get("spec")
+            changed = any(obj.get(k) != old.get(k) for k in ("spec", "webhooks"))
         bump = 1 if changed else 0
         meta["generation"] = int(old_meta.get("generation", 1)) + bump

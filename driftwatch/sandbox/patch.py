@@ -35,6 +35,7 @@ DEFAULT_MERGE_KEYS: MergeKeys = {
     ("spec", "volumes"): "name",
     ("spec", "imagePullSecrets"): "name",
     ("status", "conditions"): "type",
+    ("webhooks",): "name",  # Validating/MutatingWebhookConfiguration
     **{("spec", c): "name" for c in ("containers", "initContainers", "ephemeralContainers")},
     **{
         ("spec", c, field): key

@@ -21,6 +21,7 @@ __all__ = [
     "NAMESPACES",
     "NETWORK_POLICIES",
     "PODS",
+    "VALIDATING_WEBHOOK_CONFIGURATIONS",
     "PrinterColumn",
     "Registry",
     "ResourceType",
@@ -167,6 +168,16 @@ CUSTOM_RESOURCE_DEFINITIONS = ResourceType(
     has_generation=True,
     has_status=True,
 )
+VALIDATING_WEBHOOK_CONFIGURATIONS = ResourceType(
+    group="admissionregistration.k8s.io",
+    version="v1",
+    plural="validatingwebhookconfigurations",
+    kind="ValidatingWebhookConfiguration",
+    namespaced=False,
+    schema="io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+    categories=("api-extensions",),
+    has_generation=True,
+)
 CORE_TYPES = (
     NETWORK_POLICIES,
     NAMESPACES,
@@ -174,6 +185,7 @@ CORE_TYPES = (
     LEASES,
     CONFIG_MAPS,
     CUSTOM_RESOURCE_DEFINITIONS,
+    VALIDATING_WEBHOOK_CONFIGURATIONS,
 )
 
 
@@ -231,5 +243,6 @@ class Registry:
 
 
 def default_registry() -> Registry:
-    """NetworkPolicies, Namespaces, Pods, Leases, ConfigMaps and CustomResourceDefinitions."""
+    """NetworkPolicies, Namespaces, Pods, Leases, ConfigMaps, CustomResourceDefinitions and
+    ValidatingWebhookConfigurations."""
     return Registry(CORE_TYPES)

@@ -20,6 +20,7 @@ NET = "io.k8s.api.networking.v1."
 CORE = "io.k8s.api.core.v1."
 COORD = "io.k8s.api.coordination.v1."
 APIEXT = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
+ADMREG = "io.k8s.api.admissionregistration.v1."
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 
 STR: Obj = {"type": "string", "default": ""}
@@ -350,6 +351,57 @@ SCHEMAS: dict[str, Obj] = {
         ),
         "x-kubernetes-preserve-unknown-fields": True,
     },
+    # --- admissionregistration.k8s.io/v1 ------------------------------------------------
+    ADMREG + "ValidatingWebhookConfiguration": _kind(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        None,
+        None,
+        webhooks=_keyed(_ref(ADMREG + "ValidatingWebhook", {}), "name"),
+    ),
+    ADMREG + "ValidatingWebhookConfigurationList": _list(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        ADMREG + "ValidatingWebhookConfiguration",
+    ),
+    ADMREG + "ValidatingWebhook": _obj(
+        {
+            "admissionReviewVersions": _atomic({"type": "string", "default": ""}),
+            "clientConfig": _ref(ADMREG + "WebhookClientConfig", {}),
+            "failurePolicy": OPT_STR,
+            "matchConditions": _keyed(LOOSE, "name"),
+            "matchPolicy": OPT_STR,
+            "name": STR,
+            "namespaceSelector": _ref(META + "LabelSelector"),
+            "objectSelector": _ref(META + "LabelSelector"),
+            "rules": _atomic(_ref(ADMREG + "RuleWithOperations", {})),
+            "sideEffects": STR,
+            "timeoutSeconds": INT32,
+        },
+        ("name", "clientConfig", "sideEffects", "admissionReviewVersions"),
+    ),
+    ADMREG + "WebhookClientConfig": _obj(
+        {
+            "caBundle": {"type": "string", "format": "byte"},
+            "service": _ref(ADMREG + "ServiceReference"),
+            "url": OPT_STR,
+        }
+    ),
+    ADMREG + "ServiceReference": _obj(
+        {"name": STR, "namespace": STR, "path": OPT_STR, "port": INT32},
+        ("namespace", "name"),
+    ),
+    ADMREG + "RuleWithOperations": _obj(
+        {
+            "apiGroups": _atomic({"type": "string", "default": ""}),
+            "apiVersions": _atomic({"type": "string", "default": ""}),
+            "operations": _atomic({"type": "string", "default": ""}),
+            "resources": _atomic({"type": "string", "default": ""}),
+            "scope": OPT_STR,
+        }
+    ),
     # --- coordination.k8s.io/v1 ---------------------------------------------------------
     COORD + "Lease": _kind("coordination.k8s.io", "v1", "Lease", COORD + "LeaseSpec", None),
     COORD + "LeaseList": _list("coordination.k8s.io", "v1", "Lease", COORD + "Lease"),

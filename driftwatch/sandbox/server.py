@@ -29,6 +29,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from aiohttp import web
 
+from driftwatch.sandbox.admission import Admission
 from driftwatch.sandbox.app import build_app
 from driftwatch.sandbox.crds import CrdController
 from driftwatch.sandbox.discovery import SERVER_VERSION
@@ -38,6 +39,7 @@ from driftwatch.sandbox.kubeconfig import kubeconfig, write_kubeconfig
 from driftwatch.sandbox.openapi import OpenAPI
 from driftwatch.sandbox.operations import Operations, WriteOptions
 from driftwatch.sandbox.patch import clone
+from driftwatch.sandbox.rbac import Rbac
 from driftwatch.sandbox.resources import NAMESPACES, Registry, ResourceType, default_registry
 from driftwatch.sandbox.seed import seed_paths
 from driftwatch.sandbox.store import Change, Store
@@ -73,7 +75,13 @@ class Sandbox:
         server_version: str = SERVER_VERSION,
         registry: Registry | None = None,
         clock: Callable[[], float] = time.time,
+        users: Mapping[str, str] | None = None,
+        webhook_services: Mapping[str, str] | None = None,
     ) -> None:
+        """``users``: bearer tokens besides ``token`` and their user names (what admission
+        webhooks are told; ``token``'s user is ``kubernetes-admin``). ``webhook_services``:
+        ``<service>.<namespace>.svc:<port>`` -> the loopback ``host:port`` where a
+        webhook's ``clientConfig.service`` is served (also :attr:`webhook_services`)."""
         self.registry = registry if registry is not None else default_registry()
         self.store = Store(self.registry, history_limit=history_limit)
         self.ops = Operations(
@@ -81,8 +89,14 @@ class Sandbox:
         )
         self.crds = CrdController(self.store).attach()
         self.faults = Faults(self.store)
+        self.rbac = Rbac()
+        """Verbs the sandbox denies (403, and in SelfSubjectAccessReview); none by default."""
         self.token = token
         self.require_auth = require_auth
+        self.users = dict(users or {})
+        self.webhook_services: dict[str, str] = dict(webhook_services or {})
+        """Where validating webhooks given as a ``service`` are reached (change it at will)."""
+        self.admission = Admission(self.store, services=self.webhook_services)
         self._requested_port = port
         self._seed = list(seed)
         self._namespaces = tuple(namespaces)
@@ -105,8 +119,11 @@ class Sandbox:
                 self.ops.create(NAMESPACES, None, {"metadata": {"name": name}}, system)
         if self._seed:
             seed_paths(self.ops, self._seed)
-        api = ApiHandlers(self.ops, self._openapi, self._info, self._watch)
-        app = build_app(api, self.faults, self.token, require_auth=self.require_auth)
+        api = ApiHandlers(self.ops, self._openapi, self._info, self._watch, self.rbac)
+        api.admission = self.admission
+        app = build_app(
+            api, self.faults, self.token, require_auth=self.require_auth, users=self.users
+        )
         runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
         )
@@ -128,6 +145,7 @@ class Sandbox:
             self.store.cut_watches()
             await asyncio.sleep(0)
             await runner.cleanup()
+        await self.admission.close()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None

@@ -182,6 +182,8 @@ def _columns(rtype: ResourceType, now: float) -> list[tuple[str, str, int, Cell]
         ]
     elif rtype.kind == "Lease":
         extra = [("Holder", "string", 0, _path("spec", "holderIdentity"))]
+    elif rtype.kind == "ValidatingWebhookConfiguration":
+        extra = [("Webhooks", "integer", 0, lambda o: len(o.get("webhooks") or []))]
     return [name, *extra, age]
 
 

@@ -1,4 +1,6 @@
-"""``/api/v1``: the incidents, as JSON (read only; bearer token, see ``server.auth``).
+"""``/api/v1``: the incidents, as JSON (bearer token, see ``server.auth``; the actions on
+an incident, ``POST .../approve|snooze|revert`` and ``GET .../live``, are in
+``server.actions``).
 
 ``GET /api/v1/incidents?state=&severity=&namespace=&limit=`` lists incidents, most
 recently updated first; ``GET /api/v1/incidents/{id}`` answers one. An incident id
@@ -8,7 +10,8 @@ one path segment (``prod%2Fshop%2Fweb%231``).
 One incident is :func:`incident_json`::
 
     {"id": "prod/shop/web#1", "cluster": "prod", "namespace": "shop", "name": "web",
-     "number": 1, "state": "open" | "updated" | "resolved", "severity": "high" | null,
+     "number": 1, "state": "open" | "updated" | "approved" | "resolved",
+     "severity": "high" | null,
      "status": "modified" | "missing" | "unmanaged", "opened_at": "...Z",
      "updated_at": "...Z", "resolved_at": "...Z" | null, "last_notified_at": "...Z" | null,
      "labels": {...}, "body": {...the notification body, schema_version 1...}}

@@ -5,7 +5,9 @@
 ``GET /readyz``        200 when ready, else 503 with the reasons; the replica's role
 ``GET /metrics``       Prometheus text (OpenMetrics when asked)
 ``GET /api/v1/...``    the incidents (bearer token; without one configured: 404)
+``POST /api/v1/...``   approve, snooze, revert an incident (``server.actions``)
 ``POST /hooks/git``    GitHub/GitLab push hook (signed; without a secret: 404)
+``POST /hooks/slack``  the Slack buttons (signed; without a signing secret: 404)
 =====================  ==========================================================
 
 Every answer is JSON (``/metrics`` aside), errors included; a handler's exception is
@@ -21,11 +23,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from driftwatch.server import api, health, hooks
+from driftwatch.server import actions, api, health, hooks
 from driftwatch.server.auth import bearer_auth
 from driftwatch.server.backend import Backend
 from driftwatch.server.errors import error_middleware, json_error
 from driftwatch.server.keys import BACKEND, LOG, SETTINGS
+from driftwatch.server.slack_hook import SlackHook
 from driftwatch.settings.server import ServerSettings
 
 __all__ = ["HttpServer", "ServerError", "build_app"]
@@ -48,20 +51,41 @@ def build_app(settings: ServerSettings, backend: Backend, *, log: Any = None) ->
     app.router.add_get("/healthz", health.healthz, allow_head=True)
     app.router.add_get("/readyz", health.readyz, allow_head=True)
     app.router.add_get("/metrics", health.metrics, allow_head=False)
-    if settings.api_token is not None:
-        sub = web.Application(
-            middlewares=[bearer_auth(settings.api_token.get_secret_value().encode("utf-8"))]
-        )
+    tokens = _api_tokens(settings)
+    if tokens:
+        sub = web.Application(middlewares=[bearer_auth(tokens)])
         sub[BACKEND] = backend
         sub[SETTINGS] = settings
         sub[LOG] = log
         api.add_routes(sub)
+        actions.add_routes(sub)
         app.add_subapp("/api/v1", sub)
     else:
         app.router.add_route("*", "/api/{tail:.*}", _api_disabled)
     if settings.git_webhook_secret is not None and backend.git is not None:
         app.router.add_post("/hooks/git", hooks.git_hook)
+    slack_secrets = _slack_secrets(settings, backend)
+    if slack_secrets:  # the Slack buttons (server/slack_hook.py)
+        slack = SlackHook(slack_secrets)
+        app.router.add_post("/hooks/slack", slack.handle)
+        app.on_cleanup.append(lambda _app: slack.close())
     return app
+
+
+def _api_tokens(settings: ServerSettings) -> dict[bytes, str | None]:
+    """Each API token -> its name (``None``: the anonymous ``api_token``)."""
+    tokens: dict[bytes, str | None] = {
+        t.token.get_secret_value().encode("utf-8"): t.name for t in settings.api_tokens
+    }
+    if settings.api_token is not None:
+        tokens.setdefault(settings.api_token.get_secret_value().encode("utf-8"), None)
+    return tokens
+
+
+def _slack_secrets(settings: ServerSettings, backend: Backend) -> tuple[str, ...]:
+    own = settings.slack_signing_secret
+    found = ((own.get_secret_value(),) if own is not None else ()) + backend.slack_signing_secrets
+    return tuple(dict.fromkeys(s for s in found if s))
 
 
 async def _api_disabled(request: web.Request) -> web.Response:

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
-from driftwatch.incidents import IncidentStore
+from driftwatch.incidents import Incident, IncidentStore
+from driftwatch.policy import NetworkPolicy, PolicyKey
 from driftwatch.server.metrics import Metrics
 
-__all__ = ["Backend", "GitTrigger", "Readiness", "Role", "RoleProvider"]
+__all__ = [
+    "Act",
+    "Backend",
+    "GitTrigger",
+    "LivePolicy",
+    "Readiness",
+    "Revert",
+    "Role",
+    "RoleProvider",
+]
 
 Role = Literal["leader", "follower", "single"]
 """This replica's part: ``single`` without high availability; with it, the Lease holder
@@ -45,6 +55,31 @@ class GitTrigger:
     """The configured ``desired.git.ref`` (``None``: the remote's default branch)."""
 
 
+class Act(Protocol):
+    """Does an action on an incident (``Pipeline.act``'s contract): ``approved``,
+    ``snoozed`` (with ``until``, Unix time). Raises ``UnknownIncident``,
+    ``IncidentResolved``, ``NotLeading`` (all ``IncidentActionError``) or ValueError."""
+
+    async def __call__(
+        self,
+        incident_id: str,
+        action: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        until: float | None = None,
+    ) -> Incident: ...
+
+
+Revert = Callable[[str, str, str | None], Awaitable[object]]
+"""``revert(incident_id, actor, reason)``: put the incident's live policy back to Git's
+version (the remediation side); may return the incident. Raises ``IncidentActionError``
+(its one-line message is shown: 404 for ``UnknownIncident``, 409 otherwise) or ValueError
+(400)."""
+LivePolicy = Callable[[PolicyKey], Awaitable[NetworkPolicy | None]]
+"""The live policy of a key as the daemon last saw it (``None``: absent)."""
+
+
 async def _nothing() -> None:
     return None
 
@@ -64,3 +99,13 @@ class Backend:
     and answers 404 for every id)."""
     git: GitTrigger | None = None
     """``None``: the desired state is not a Git repository (no push hook)."""
+    act: Act | None = None
+    """Approve and snooze (``None``: incidents are not stored; the action endpoints and
+    the Slack buttons answer that they are not available)."""
+    revert: Revert | None = None
+    """Revert an incident's live policy to Git (``None``: not available, 501)."""
+    live: LivePolicy | None = None
+    """The live policies (``None``: ``/incidents/{id}/live`` answers 404)."""
+    slack_signing_secrets: tuple[str, ...] = ()
+    """Signing secrets of the Slack apps whose buttons ``POST /hooks/slack`` accepts,
+    besides ``server.slack_signing_secret`` (the Slack notifiers' ``signing_secret``)."""

@@ -42,6 +42,7 @@ from driftwatch.rules.risk import SENSITIVE_PORTS
 from driftwatch.semantic import PortSet
 from driftwatch.semantic.intervals import normalise
 from driftwatch.semantic.ipspace import cidr_intervals
+from driftwatch.settings.admission import AdmissionSettings
 from driftwatch.settings.links import check_link_template
 from driftwatch.settings.notify import (
     NotifierSettings,
@@ -49,6 +50,7 @@ from driftwatch.settings.notify import (
     SilenceSettings,
     StateSettings,
 )
+from driftwatch.settings.remediation import RemediationSettings
 from driftwatch.settings.server import HaSettings, ServerSettings
 from driftwatch.values.durations import Duration, at_least, at_most
 from driftwatch.values.secrets import (
@@ -395,6 +397,11 @@ class Settings(_Model):
     """The HTTP server (probes, metrics, incidents API, Git push hook); null: none."""
     ha: HaSettings = Field(default_factory=HaSettings)
     """High availability: replicas, leader election, where incidents are shared."""
+    admission: AdmissionSettings | None = None
+    """The validating admission webhook (refuse or warn about writes that would make a
+    NetworkPolicy differ from Git); null: none."""
+    remediation: RemediationSettings = Field(default_factory=RemediationSettings)
+    """Which drifts driftwatch reverts to Git by itself (default: none, alert only)."""
 
     @model_validator(mode="wrap")
     @classmethod

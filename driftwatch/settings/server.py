@@ -32,7 +32,7 @@ from pydantic_core import InitErrorDetails
 from driftwatch.values.durations import Duration, at_least
 from driftwatch.values.secrets import SecretFileModel, custom_error
 
-__all__ = ["HaSettings", "ServerSettings", "parse_listen"]
+__all__ = ["ApiToken", "HaSettings", "ServerSettings", "parse_listen"]
 
 MAX_BODY_LIMIT = 16 * 1024 * 1024
 """The largest ``max_body_bytes`` accepted (a push event of a big merge is < 1 MiB)."""
@@ -63,6 +63,16 @@ class _Model(SecretFileModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+class ApiToken(_Model):
+    """One named bearer token of ``/api/v1`` (``server.api_tokens``): its name is the
+    actor recorded for what is done with it (``approved by alice``)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s]+$")
+    """Who uses it (a person or a tool), without spaces."""
+    token: SecretStr
+    """The token (usually ``token_file: /path``)."""
+
+
 class ServerSettings(_Model):
     """The ``server:`` section: driftwatch's HTTP endpoints (absent: no server)."""
 
@@ -71,7 +81,15 @@ class ServerSettings(_Model):
     Prometheus reach it; ``[::]:8080`` for IPv6; port 0: any free port)."""
     api_token: SecretStr | None = None
     """Bearer token required by ``/api/v1/...`` (usually ``api_token_file: /path``; compared
-    in constant time). Unset: the API is disabled (404)."""
+    in constant time). Unset (and no ``api_tokens``): the API is disabled (404). Actions
+    done with it are recorded as ``<actor> (via API token)``, the actor the request names."""
+    api_tokens: tuple[ApiToken, ...] = ()
+    """Named bearer tokens (``[{name: alice, token_file: /path}]``), with or instead of
+    ``api_token``: actions done with one are recorded under its name."""
+    slack_signing_secret: SecretStr | None = None
+    """The Slack app's signing secret (usually ``slack_signing_secret_file``): enables
+    ``POST /hooks/slack`` (the incident message's buttons). A Slack notifier's own
+    ``signing_secret`` does too."""
     git_webhook_secret: SecretStr | None = None
     """Secret of the Git push hook ``POST /hooks/git`` (usually ``git_webhook_secret_file``):
     GitHub's HMAC key (``X-Hub-Signature-256``) or GitLab's token (``X-Gitlab-Token``).
@@ -85,6 +103,17 @@ class ServerSettings(_Model):
     def _valid_listen(cls, value: str) -> str:
         parse_listen(value)
         return value.strip()
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique_tokens(cls, value: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError("token names must be unique")
+        secrets = [t.token.get_secret_value() for t in value]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two tokens are the same: each name needs its own")
+        return value
 
     @property
     def address(self) -> tuple[str, int]:

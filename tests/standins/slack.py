@@ -17,10 +17,19 @@ together) counts as delivered once per incident it names. Tests can make the nex
 fail with an HTTP status (:meth:`SlackStandIn.fail_next`: 429 with ``Retry-After`` answers
 ``ratelimited``) or with a Slack error (:meth:`SlackStandIn.error_next`), and delete a
 message (:meth:`SlackStandIn.delete`).
+
+Interactivity: ``actions`` blocks are checked as Slack does (buttons: text, ``action_id``,
+``value``, ``style``, ``confirm``); :meth:`SlackStandIn.click` builds the request Slack
+sends to an app's interactivity URL when someone clicks a message's button (a
+``block_actions`` payload, form-encoded, signed with :attr:`SlackStandIn.signing_secret`
+as Slack signs), and what an app posts to the payload's ``response_url`` is kept in
+:attr:`SlackStandIn.responses`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -29,6 +38,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -45,6 +55,39 @@ CONTENT_ERRORS = frozenset(
 _CONTEXT = re.compile(r"driftwatch (\w+) · incident `([^`]*)`")
 _BATCH = re.compile(r"driftwatch (\w+) · batch `")
 _INCIDENT = re.compile(r"incident `([^`]*)`")
+MAX_BUTTON_TEXT, MAX_ACTION_ID, MAX_VALUE, MAX_ELEMENTS = 75, 255, 2000, 25
+
+
+def _actions_block(errors: list[str], where: str, block: dict[str, Any]) -> None:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_ELEMENTS:
+        errors.append(f"must have 1 to {MAX_ELEMENTS} elements [json-pointer:{where}/elements]")
+        return
+    ids: set[str] = set()
+    for i, item in enumerate(elements):
+        at = f"{where}/elements/{i}"
+        if not isinstance(item, dict) or item.get("type") != "button":
+            errors.append(f"unsupported element [json-pointer:{at}]")
+            continue
+        _text_object(errors, f"{at}/text", item.get("text"), MAX_BUTTON_TEXT)
+        if isinstance(item.get("text"), dict) and item["text"].get("type") != "plain_text":
+            errors.append(f"must be plain_text [json-pointer:{at}/text]")
+        action_id = item.get("action_id")
+        if not isinstance(action_id, str) or not 1 <= len(action_id) <= MAX_ACTION_ID:
+            errors.append(f"must be 1 to 255 characters [json-pointer:{at}/action_id]")
+        elif action_id in ids:
+            errors.append(f"action_id must be unique [json-pointer:{at}/action_id]")
+        else:
+            ids.add(action_id)
+        value = item.get("value")
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_VALUE):
+            errors.append(f"must be less than 2001 characters [json-pointer:{at}/value]")
+        if item.get("style") not in (None, "primary", "danger"):
+            errors.append(f"must be primary or danger [json-pointer:{at}/style]")
+        confirm = item.get("confirm")
+        if confirm is not None:
+            for part, limit in (("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)):
+                _text_object(errors, f"{at}/confirm/{part}", confirm.get(part), limit)
 
 
 def _text_object(errors: list[str], where: str, obj: object, limit: int) -> None:
@@ -87,6 +130,8 @@ def validate_blocks(blocks: object) -> list[str]:
             else:
                 for i, item in enumerate(fields):
                     _text_object(errors, f"{where}/fields/{i}", item, MAX_FIELD)
+        elif kind == "actions":
+            _actions_block(errors, where, block)
         elif kind == "context":
             elements = block.get("elements")
             if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
@@ -137,7 +182,11 @@ class Message:
         texts = [self.text]
         for block in self.blocks:
             items = [block.get("text"), *block.get("fields", []), *block.get("elements", [])]
-            texts += [i["text"] for i in items if isinstance(i, dict) and "text" in i]
+            for item in items:  # a text object, or a button holding one
+                text = item.get("text") if isinstance(item, dict) else None
+                text = text.get("text") if isinstance(text, dict) else text
+                if isinstance(text, str):
+                    texts.append(text)
         return "\n".join(texts)
 
 
@@ -173,7 +222,12 @@ class SlackStandIn:
         self._details: list[str] = []
         """Block errors of the last refused message."""
         self._count = 0
+        self.signing_secret = secrets.token_hex(16)
+        """The app's signing secret: :meth:`click` signs with it."""
+        self.responses: list[dict[str, Any]] = []
+        """What was posted to ``response_url`` s (ephemeral answers to a click)."""
         app = web.Application()
+        app.router.add_post("/actions/{id}", self._response_url)
         app.router.add_post("/api/chat.postMessage", self._post_message)
         app.router.add_post("/api/chat.update", self._update)
         app.router.add_post("/services/T000/B000/{key}", self._webhook)
@@ -246,7 +300,62 @@ class SlackStandIn:
         """As if someone deleted the message: editing it answers ``message_not_found``."""
         self.message(ts).deleted = True
 
+    def click(
+        self,
+        message: Message,
+        action_id: str,
+        *,
+        user: dict[str, str] | None = None,
+        timestamp: int | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The request body and headers Slack sends when ``user`` clicks the button
+        ``action_id`` of ``message`` (signed at ``timestamp``, default now)."""
+        button = next(
+            e
+            for block in message.blocks
+            if block.get("type") == "actions"
+            for e in block["elements"]
+            if e.get("action_id") == action_id
+        )
+        who = user or {"id": "U0ALICE", "username": "alice", "name": "alice"}
+        payload = {
+            "type": "block_actions",
+            "user": who,
+            "team": {"id": "T000"},
+            "channel": {"id": message.channel},
+            "container": {"type": "message", "message_ts": message.ts},
+            "message": {"ts": message.ts, "text": message.text},
+            "response_url": f"{self.url}/actions/{secrets.token_hex(4)}",
+            "trigger_id": "1.2.3",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "b",
+                    "value": button.get("value"),
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return body, self.sign(body, timestamp)
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        """Slack's signature headers for ``body`` (``v0=`` HMAC-SHA256 of ``v0:ts:body``)."""
+        at = str(int(time.time()) if timestamp is None else timestamp)
+        base = b"v0:" + at.encode() + b":" + body
+        digest = hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+        return {
+            "X-Slack-Request-Timestamp": at,
+            "X-Slack-Signature": f"v0={digest}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+
     # -- the endpoints ---------------------------------------------------------------------
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        self.responses.append(json.loads(await request.read()))
+        return web.Response(text="ok")
 
     async def _post_message(self, request: web.Request) -> web.Response:
         return await self._api(request, self._check_post)

@@ -60,10 +60,12 @@ BODY_SCHEMA: Mapping[str, tuple[type | None, ...]] = {
     "opened_at": (str, None),
     "resolved_at": (str, None),
     "blast_radius": (dict, None),
+    "state": (str,),
+    "actions": (list,),
 }
 """The incident body's documented fields (``Notification.body``, ``schema_version`` 1) and
 the JSON types each may hold (``None`` for null)."""
-ADDED_IN_V1 = frozenset({"blast_radius"})
+ADDED_IN_V1 = frozenset({"blast_radius", "state", "actions"})
 """Keys added within schema version 1: a body written before them (still in an outbox
 across an upgrade) may lack them."""
 TYPES = frozenset(f"drift.{k}" for k in ("opened", "updated", "resolved", "reminder", "test"))
@@ -76,6 +78,8 @@ BATCH_SCHEMA: Mapping[str, type] = {
 }
 """A batch's fields (``type`` ``drift.batch``) and their JSON types."""
 LIVE_CHANGE_KEYS = frozenset({"manager", "operation", "time"})
+ACTION_KEYS = frozenset({"action", "actor", "reason", "at", "until"})
+"""Every ``actions`` entry has these (an approval also its ``pair``)."""
 
 
 def body_problems(body: Mapping[str, Any]) -> list[str]:
@@ -92,6 +96,9 @@ def body_problems(body: Mapping[str, Any]) -> list[str]:
         problems.append("schema_version is not 1")
     if body.get("type") not in TYPES:
         problems.append(f"type {body.get('type')!r}")
+    for action in body.get("actions") or ():
+        if not isinstance(action, dict) or not set(action) >= ACTION_KEYS:
+            problems.append(f"action {action!r}")
     live = body.get("live_change")
     if isinstance(live, dict) and set(live) != LIVE_CHANGE_KEYS:
         problems.append(f"live_change keys {sorted(live)}")
