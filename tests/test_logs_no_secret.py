@@ -1,17 +1,22 @@
 """No secret in any log line, in either format: a real ``driftwatch run`` at debug level,
-with every kind of secret configured (Slack token, PagerDuty routing key, webhook signing
-secret, API token, Git hook secret), receivers that fail before they accept, and requests
-that carry the secrets where they do not belong (a wrong bearer token that starts with the
-right one, the hook secret in a query string and a GitLab header). Its whole output,
+with every kind of secret configured (Slack token and signing secret, PagerDuty routing key,
+webhook signing secret, API tokens, anonymous and named, Git hook secret), receivers that
+fail before they accept, and requests that carry the secrets where they do not belong (a
+wrong bearer token that starts with the right one, the hook secret in a query string and a
+GitLab header, a Slack interaction signed with a wrong secret that starts with the right
+one). Its whole output,
 stdout and stderr, is searched for every secret (issue #6)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import re
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +30,8 @@ from tests.test_daemon import EXAMPLES, _git, needs_git, needs_kubectl
 
 API_TOKEN = "api-token-7f3c9d2e1b"
 HOOK_SECRET = "hook-secret-5a8e0c4f"
+NAMED_TOKEN = "named-token-4e9a1c7b"
+SIGNING_SECRET = "slack-signing-8c2e6f0d"
 URL_KEY = "url-key-93b1d07a"
 """A key in the webhook's URL (as some gateways want): logged reasons name the URL."""
 POLICY = "db-allow-from-backend"
@@ -44,6 +51,7 @@ def test_no_secret_reaches_the_log_in_either_format(tmp_path: Path, fmt: str) ->
     _git(repo, "commit", "-q", "-m", "initial")
     (tmp_path / "api-token").write_text(API_TOKEN + "\n")
     (tmp_path / "hook-secret").write_text(HOOK_SECRET + "\n")
+    (tmp_path / "named-token").write_text(NAMED_TOKEN + "\n")
     with SandboxThread(seed=[EXAMPLES], bookmark_interval=0.2) as sandbox:
         kubeconfig = sandbox.kubeconfig_path(tmp_path)
         kubectl = Kubectl(kubeconfig, tmp_path / "home")
@@ -52,10 +60,13 @@ def test_no_secret_reaches_the_log_in_either_format(tmp_path: Path, fmt: str) ->
             async with every_standin() as services:
                 secrets = {name: s.secret for name, s in services.items()}
                 secrets |= {"api": API_TOKEN, "hook": HOOK_SECRET, "url key": URL_KEY}
+                secrets |= {"named api": NAMED_TOKEN, "slack signing": SIGNING_SECRET}
                 notifiers = [s.receiver_config(n) for n, s in services.items()]
                 for notifier in notifiers:
                     if notifier["type"] == "webhook":
                         notifier["url"] += f"?key={URL_KEY}"
+                    if notifier["type"] == "slack":
+                        notifier["signing_secret"] = SIGNING_SECRET
                 config = tmp_path / "driftwatch.yaml"
                 config.write_text(
                     yaml.safe_dump(
@@ -69,6 +80,9 @@ def test_no_secret_reaches_the_log_in_either_format(tmp_path: Path, fmt: str) ->
                             "server": {
                                 "listen": "127.0.0.1:0",
                                 "api_token_file": str(tmp_path / "api-token"),
+                                "api_tokens": [
+                                    {"name": "ops", "token_file": str(tmp_path / "named-token")}
+                                ],
                                 "git_webhook_secret_file": str(tmp_path / "hook-secret"),
                             },
                             "log": {"format": fmt, "level": "debug"},
@@ -119,6 +133,26 @@ def test_no_secret_reaches_the_log_in_either_format(tmp_path: Path, fmt: str) ->
                         ):
                             async with client.get(f"{url}/api/v1/incidents", headers=headers):
                                 pass
+                        async with client.get(
+                            f"{url}/api/v1/incidents",
+                            headers={"Authorization": f"Bearer {NAMED_TOKEN}x"},
+                        ) as answer:
+                            assert answer.status == 401
+                        stamp = str(int(time.time()))
+                        form = b"payload=%7B%7D"
+                        wrong = hmac.new(
+                            (SIGNING_SECRET + "x").encode(), b"v0:" + stamp.encode() + b":" + form,
+                            hashlib.sha256,
+                        ).hexdigest()  # fmt: skip
+                        async with client.post(
+                            f"{url}/hooks/slack", data=form,
+                            headers={
+                                "X-Slack-Request-Timestamp": stamp,
+                                "X-Slack-Signature": f"v0={wrong}",
+                                "Content-Type": "application/x-www-form-urlencoded",
+                            },
+                        ) as answer:  # fmt: skip
+                            assert answer.status == 401
                         hook = f"{url}/hooks/git?token={HOOK_SECRET}"
                         async with client.post(
                             hook, data=b"{}", headers={"X-Gitlab-Token": HOOK_SECRET + "x"}
