@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from driftwatch.connectivity.conns import ALL, FULL, NONE, PROTOCOLS, Conns
-from driftwatch.connectivity.diff import PairDiff, diff_type, runs
-from driftwatch.connectivity.engine import Connectivity, Segment, segments
+from driftwatch.connectivity.diff import PairDiff, diff_type, external_changes
+from driftwatch.connectivity.engine import Connectivity, segments
 from driftwatch.connectivity.render import diff_json
 from driftwatch.policy import NetworkPolicy
 from driftwatch.semantic import intervals as iv
@@ -109,19 +109,8 @@ def blast_radius(
                 if c1 != c2:
                     add(names[s], names[d], c1, c2)
         segs = segments([*before.blocks_of(a), *after.blocks_of(a)])
-
-        def ingress(seg: Segment, a: int = a) -> tuple[Conns, Conns]:
-            return before.from_external(a, seg), after.from_external(a, seg)
-
-        def egress(seg: Segment, a: int = a) -> tuple[Conns, Conns]:
-            return before.to_external(a, seg), after.to_external(a, seg)
-
-        for ext, c1, c2 in runs(segs, ingress):
-            if c1 != c2:
-                add(str(ext), names[a], c1, c2)
-        for ext, c1, c2 in runs(segs, egress):
-            if c1 != c2:
-                add(names[a], str(ext), c1, c2)
+        for change in external_changes(names[a], segs, (before, a), (after, a)):
+            add(*change)
     unique = {(p.source, p.destination): p for p in found}
     pairs = sorted(unique.values(), key=PairDiff.sort_key)
     return BlastRadius(tuple(names[i] for i in subjects), tuple(pairs))

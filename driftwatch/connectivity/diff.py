@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from driftwatch.connectivity.conns import NONE, Conns
-from driftwatch.connectivity.engine import Connectivity, External, Segment, segments
+from driftwatch.connectivity.engine import EXTERNAL, Connectivity, External, Segment, segments
 
 __all__ = [
     "Connection",
@@ -16,6 +16,7 @@ __all__ = [
     "connection_list",
     "connectivity_diff",
     "diff_type",
+    "external_changes",
     "runs",
 ]
 
@@ -74,6 +75,33 @@ def runs(
         yield External(start[0], end), current[0], current[1]
 
 
+def external_changes(
+    name: str,
+    segs: Sequence[Segment],
+    one: tuple[Connectivity, int | None],
+    two: tuple[Connectivity, int | None] | None = None,
+) -> Iterator[tuple[str, str, Conns, Conns]]:
+    """``(source, destination, conns in one, conns in two)`` for each maximal run of
+    external ranges that the workload ``name`` (index in each state; ``None``: absent
+    there) may be reached from, then may reach, where the two states differ (``two``
+    absent: every run ``one`` allows, against no connections)."""
+    (s1, i1), (s2, i2) = one, two if two is not None else (one[0], None)
+
+    def conns(state: Connectivity, i: int | None, seg: Segment, inbound: bool) -> Conns:
+        if i is None:
+            return NONE
+        return state.from_external(i, seg) if inbound else state.to_external(i, seg)
+
+    for inbound in (True, False):
+
+        def value(seg: Segment, inbound: bool = inbound) -> tuple[Conns, Conns]:
+            return conns(s1, i1, seg, inbound), conns(s2, i2, seg, inbound)
+
+        for ext, c1, c2 in runs(segs, value):
+            if c1 != c2:
+                yield (str(ext), name, c1, c2) if inbound else (name, str(ext), c1, c2)
+
+
 def connection_list(state: Connectivity) -> list[Connection]:
     """Every allowed (source, destination) pair, workload to workload (never to itself)
     and between a workload and an external range; sorted by source then destination."""
@@ -86,21 +114,15 @@ def connection_list(state: Connectivity) -> list[Connection]:
                 out.append(Connection(names[i], names[j], conns))
     segs = segments(state.blocks)
     for j in range(n):
-
-        def ingress(seg: Segment, j: int = j) -> tuple[Conns, Conns]:
-            return state.from_external(j, seg), NONE
-
-        def egress(seg: Segment, j: int = j) -> tuple[Conns, Conns]:
-            return state.to_external(j, seg), NONE
-
-        for ext, conns, _ in runs(segs, ingress):
-            if conns:
-                out.append(Connection(ext.range_text(), names[j], conns))
-        for ext, conns, _ in runs(segs, egress):
-            if conns:
-                out.append(Connection(names[j], ext.range_text(), conns))
+        for source, destination, conns, _ in external_changes(names[j], segs, (state, j)):
+            out.append(Connection(_range(source), _range(destination), conns))
     out.sort(key=lambda c: (c.source, c.destination))
     return out
+
+
+def _range(name: str) -> str:
+    """As the connection list names an external range: without ``[External]``."""
+    return name.removesuffix(EXTERNAL)
 
 
 def diff_type(c1: Conns, c2: Conns) -> DiffType:
@@ -141,25 +163,7 @@ def connectivity_diff(ref1: Connectivity, ref2: Connectivity) -> list[PairDiff]:
                 add(s, d, c1, c2)
     segs = segments([*ref1.blocks, *ref2.blocks])
     for w in names:
-        k1, k2 = names1.get(w), names2.get(w)
-
-        def ingress(seg: Segment, k1: int | None = k1, k2: int | None = k2) -> tuple[Conns, Conns]:
-            return (
-                ref1.from_external(k1, seg) if k1 is not None else NONE,
-                ref2.from_external(k2, seg) if k2 is not None else NONE,
-            )
-
-        def egress(seg: Segment, k1: int | None = k1, k2: int | None = k2) -> tuple[Conns, Conns]:
-            return (
-                ref1.to_external(k1, seg) if k1 is not None else NONE,
-                ref2.to_external(k2, seg) if k2 is not None else NONE,
-            )
-
-        for ext, c1, c2 in runs(segs, ingress):
-            if c1 != c2:
-                add(str(ext), w, c1, c2)
-        for ext, c1, c2 in runs(segs, egress):
-            if c1 != c2:
-                add(w, str(ext), c1, c2)
+        for change in external_changes(w, segs, (ref1, names1.get(w)), (ref2, names2.get(w))):
+            add(*change)
     found.sort(key=PairDiff.sort_key)
     return found

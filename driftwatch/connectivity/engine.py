@@ -33,9 +33,12 @@ from driftwatch.semantic import intervals as iv
 from driftwatch.semantic.ipspace import block_intervals
 from driftwatch.topology import Topology, Workload
 
-__all__ = ["IPV4", "Connectivity", "External", "Segment", "ip_breakpoints", "segments"]
+__all__ = ["EXTERNAL", "IPV4", "Connectivity", "External", "Segment", "ip_breakpoints", "segments"]
 
 IPV4: iv.Intervals = ((0, (1 << 32) - 1),)
+
+EXTERNAL = "[External]"
+"""How netpol-analyzer's diff marks an external range."""
 
 Segment = tuple[int, int]
 """An inclusive IPv4 range as integers."""
@@ -49,7 +52,7 @@ class External:
     hi: int
 
     def __str__(self) -> str:
-        return f"{self.range_text()}[External]"
+        return f"{self.range_text()}{EXTERNAL}"
 
     def range_text(self) -> str:
         return f"{ipaddress.IPv4Address(self.lo)}-{ipaddress.IPv4Address(self.hi)}"
